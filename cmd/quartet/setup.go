@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/quartet-rtc/quartet/internal/config"
+	"github.com/quartet-rtc/quartet/internal/server"
+	"github.com/quartet-rtc/quartet/web"
+)
+
+// configOverrides are command-line flags that override the configuration;
+// zero values (and -1 for the port) mean "not given".
+type configOverrides struct {
+	httpAddr string
+	udpPort  int
+	logLevel string
+}
+
+// loadConfig reads defaults, the file and the environment, then applies
+// flags, and validates the result.
+func loadConfig(path string, set func(*configOverrides)) (config.Config, error) {
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return cfg, err
+	}
+	o := configOverrides{udpPort: -1}
+	set(&o)
+	if o.httpAddr != "" {
+		cfg.HTTP.Addr = o.httpAddr
+	}
+	if o.udpPort >= 0 {
+		cfg.Media.UDPPort = o.udpPort
+	}
+	if o.logLevel != "" {
+		cfg.Log.Level = o.logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(level, format string, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(strings.ToUpper(level))) // validated by config
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runServer(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	srv, err := server.New(cfg, log, server.Options{Version: version, Web: web.FS})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "\n  Quartet %s is running. Open %s/r/demo in two browser tabs.\n\n", version, srv.URL())
+	return srv.Run(ctx)
+}

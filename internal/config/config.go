@@ -1,0 +1,160 @@
+// Package config loads Quartet's settings from built-in defaults, an optional
+// YAML file and QUARTET_* environment variables, in that order, and validates
+// the result. docs/configuration.md documents every setting.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole server configuration. Every field has a yaml tag; the
+// environment variable names are derived from those tags (see env.go).
+type Config struct {
+	Log    LogConfig    `yaml:"log"`
+	HTTP   HTTPConfig   `yaml:"http"`
+	Media  MediaConfig  `yaml:"media"`
+	Auth   AuthConfig   `yaml:"auth"`
+	Signal SignalConfig `yaml:"signal"`
+	Room   RoomConfig   `yaml:"room"`
+}
+
+// LogConfig controls the server log.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// HTTPConfig controls the HTTP listener (signaling WebSocket, API, dev pages).
+type HTTPConfig struct {
+	Addr            string        `yaml:"addr"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// MediaConfig controls the WebRTC media transport.
+type MediaConfig struct {
+	UDPHost         string   `yaml:"udp_host"`         // address the single ICE UDP socket binds to
+	UDPPort         int      `yaml:"udp_port"`         // one UDP port, ICE-muxed, for all peer connections; 0 = random
+	PublicIPs       []string `yaml:"public_ips"`       // advertised instead of local IPs (1:1 NAT)
+	LoopbackOnly    bool     `yaml:"loopback_only"`    // offer only loopback ICE candidates
+	PacketCache     int      `yaml:"packet_cache"`     // packets kept per video track for NACK
+	SubscriberQueue int      `yaml:"subscriber_queue"` // packets queued per subscriber before dropping
+}
+
+// AuthConfig holds API keys. No keys means dev mode.
+type AuthConfig struct {
+	Keys     map[string]string `yaml:"keys"`      // API key name -> secret
+	TokenTTL time.Duration     `yaml:"token_ttl"` // lifetime of tokens minted by the dev endpoint and CLI
+}
+
+// SignalConfig limits the signaling WebSocket.
+type SignalConfig struct {
+	MaxMessageBytes int64         `yaml:"max_message_bytes"`
+	RatePerSecond   float64       `yaml:"rate_per_second"`
+	RateBurst       int           `yaml:"rate_burst"`
+	JoinTimeout     time.Duration `yaml:"join_timeout"`
+	PingInterval    time.Duration `yaml:"ping_interval"`
+	MaxConnections  int           `yaml:"max_connections"`
+	WriteTimeout    time.Duration `yaml:"write_timeout"`
+}
+
+// RoomConfig controls room lifetimes and sizes.
+type RoomConfig struct {
+	EmptyTimeout    time.Duration `yaml:"empty_timeout"`
+	MaxParticipants int           `yaml:"max_participants"`
+}
+
+// Default returns the built-in configuration: dev mode, listening on
+// localhost only, so that running the binary without setup is safe.
+func Default() Config {
+	return Config{
+		Log:  LogConfig{Level: "info", Format: "text"},
+		HTTP: HTTPConfig{Addr: "127.0.0.1:8080", ShutdownTimeout: 5 * time.Second},
+		Media: MediaConfig{
+			UDPHost:         "127.0.0.1",
+			UDPPort:         7882,
+			LoopbackOnly:    true,
+			PacketCache:     512,
+			SubscriberQueue: 1024,
+		},
+		Auth: AuthConfig{TokenTTL: 6 * time.Hour},
+		Signal: SignalConfig{
+			MaxMessageBytes: 65536,
+			RatePerSecond:   50,
+			RateBurst:       200,
+			JoinTimeout:     10 * time.Second,
+			PingInterval:    15 * time.Second,
+			MaxConnections:  10000,
+			WriteTimeout:    5 * time.Second,
+		},
+		Room: RoomConfig{EmptyTimeout: 10 * time.Second, MaxParticipants: 100},
+	}
+}
+
+// DevMode reports whether no API keys are configured. The server then uses
+// the built-in dev key and must only listen on loopback addresses.
+func (c Config) DevMode() bool { return len(c.Auth.Keys) == 0 }
+
+// Load builds the configuration: defaults, then the YAML file at path (if
+// path is not empty), then QUARTET_* variables from env (in os.Environ
+// form, "NAME=value"), then Validate.
+func Load(path string, env []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		if err := loadFile(path, &cfg); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// loadFile decodes the YAML file at path over cfg. Unknown keys are errors
+// so that a typo does not silently leave a default in place.
+func loadFile(path string, cfg *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %s", path, yamlMessage(err))
+	}
+	// A second document would be ignored silently, which hides mistakes.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: only one YAML document is allowed", path)
+	}
+	return nil
+}
+
+// yamlMessage shortens yaml.v3 errors to "line N: problem", dropping the
+// "yaml: unmarshal errors:" preamble and Go type names that mean nothing to
+// someone editing the file.
+func yamlMessage(err error) string {
+	var typeErr *yaml.TypeError
+	if !errors.As(err, &typeErr) {
+		return strings.TrimPrefix(err.Error(), "yaml: ")
+	}
+	msgs := make([]string, 0, len(typeErr.Errors))
+	for _, m := range typeErr.Errors {
+		if i := strings.Index(m, " in type "); i >= 0 {
+			m = m[:i]
+		}
+		msgs = append(msgs, m)
+	}
+	return strings.Join(msgs, "; ")
+}

@@ -1,0 +1,72 @@
+package room
+
+import "errors"
+
+// Candidate is an ICE candidate in the browser's RTCIceCandidateInit shape.
+type Candidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// Targets of negotiation: each participant has a publisher connection (the
+// client offers) and a subscriber connection (the server offers).
+const (
+	TargetPublisher  = "publisher"
+	TargetSubscriber = "subscriber"
+)
+
+// TrackMeta is what a client declares about a track it publishes.
+type TrackMeta struct {
+	TrackID string `json:"trackId"`
+	Source  string `json:"source"`
+	Muted   bool   `json:"muted"`
+}
+
+// Media is the media server as a front door sees it.
+type Media interface {
+	// Open creates the media session of one participant in a room.
+	Open(roomName, participantSID string, perms Permissions, events MediaEvents) (MediaSession, error)
+}
+
+// MediaSession is one participant's media: its publisher and subscriber
+// connections. Methods are called from the front door's owning goroutine.
+type MediaSession interface {
+	// Publish applies the client's publisher offer; the answer comes back
+	// through MediaEvents.PublisherAnswer, ordered before any candidate.
+	Publish(offerSDP string, tracks []TrackMeta) error
+	// SubscriberAnswer applies the client's answer to the last subscriber offer.
+	SubscriberAnswer(sdp string) error
+	// AddCandidate adds a remote ICE candidate; nil means end of candidates.
+	AddCandidate(target string, c *Candidate) error
+	// RestartICE makes a new subscriber offer with fresh ICE credentials.
+	RestartICE() error
+	// SetMuted records the mute state of one of the participant's tracks.
+	SetMuted(trackSID string, muted bool) error
+	// Start subscribes the participant to the room's existing tracks; call it
+	// after the client has been told it joined.
+	Start()
+	// Close releases every connection, goroutine and track of the session.
+	Close()
+}
+
+// MediaEvents is how the media plane reports to the participant's front door.
+// Calls come from media goroutines and must not block.
+// Offers, answers and candidates arrive in the order the client must see them.
+type MediaEvents interface {
+	PublisherAnswer(sdp string, tracks []TrackInfo)
+	SubscriberOffer(sdp string, tracks map[string]TrackInfo)
+	LocalCandidate(target string, c *Candidate)
+	TrackPublished(t TrackInfo)
+	TrackUnpublished(t TrackInfo)
+}
+
+// Errors a MediaSession returns that a front door may show to its client.
+var (
+	ErrForbidden    = errors.New("publishing is not allowed by the access token")
+	ErrBadSDP       = errors.New("the session description could not be applied")
+	ErrNoOffer      = errors.New("no subscriber offer is waiting for an answer")
+	ErrTooMany      = errors.New("too many tracks")
+	ErrUnknownTrack = errors.New("no such track")
+)

@@ -1,0 +1,157 @@
+// Package server wires Quartet's roles together: it builds the room
+// manager, media server, signaling front door and application server from
+// one Config, runs them, and shuts them down in order.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/quartet-rtc/quartet/internal/auth"
+	"github.com/quartet-rtc/quartet/internal/config"
+	"github.com/quartet-rtc/quartet/internal/httpd"
+	"github.com/quartet-rtc/quartet/internal/room"
+	"github.com/quartet-rtc/quartet/internal/sfu"
+	"github.com/quartet-rtc/quartet/internal/signal"
+)
+
+// Options are what a caller may inject instead of what Config would open.
+type Options struct {
+	Version      string
+	Web          fs.FS          // the browser app
+	HTTPListener net.Listener   // default: listen on cfg.HTTP.Addr
+	UDPConn      net.PacketConn // default: listen on cfg.Media.UDPHost:UDPPort
+	Registry     *prometheus.Registry
+}
+
+// Server is a running Quartet node.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	rooms    *room.Manager
+	media    *sfu.Engine
+	signal   *signal.Handler
+	http     *http.Server
+	listener net.Listener
+}
+
+// New builds every enabled role and opens its sockets.
+func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	keys := auth.Keys(cfg.Auth.Keys)
+	if cfg.DevMode() {
+		keys = auth.Keys{auth.DevAPIKey: auth.DevAPISecret}
+		log.Warn("dev mode: no auth.keys configured; using the built-in dev API key, which is for development only",
+			"api_key", auth.DevAPIKey)
+	}
+	s := &Server{cfg: cfg, log: log}
+	s.rooms = room.NewManager(room.Config{EmptyTimeout: cfg.Room.EmptyTimeout,
+		MaxParticipants: cfg.Room.MaxParticipants}, log, reg)
+	media, err := sfu.New(sfu.Config{
+		UDPHost: cfg.Media.UDPHost, UDPPort: cfg.Media.UDPPort, UDPConn: opts.UDPConn,
+		PublicIPs: cfg.Media.PublicIPs, LoopbackOnly: cfg.Media.LoopbackOnly,
+		PacketCache: cfg.Media.PacketCache, SubscriberQueue: cfg.Media.SubscriberQueue,
+		OnActiveSpeakers: s.setActiveSpeakers,
+	}, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("start media server: %w", err)
+	}
+	s.media = media
+	verifier := auth.NewVerifier(keys)
+	s.signal = signal.New(signal.Config{
+		MaxMessageBytes: cfg.Signal.MaxMessageBytes, RatePerSecond: cfg.Signal.RatePerSecond,
+		RateBurst: cfg.Signal.RateBurst, JoinTimeout: cfg.Signal.JoinTimeout,
+		PingInterval: cfg.Signal.PingInterval, WriteTimeout: cfg.Signal.WriteTimeout,
+		MaxConnections: cfg.Signal.MaxConnections, ServerVersion: opts.Version,
+	}, signal.Deps{Log: log, Verifier: verifier, Rooms: s.rooms, Media: media, Metrics: reg})
+	deps := httpd.Deps{Log: log, Rooms: s.rooms, Verifier: verifier, Signal: s.signal,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Web: opts.Web}
+	if cfg.DevMode() {
+		deps.DevToken = func(roomName, identity, name string) (string, error) {
+			return auth.Mint(auth.DevAPIKey, auth.DevAPISecret, auth.TokenSpec{Identity: identity, Name: name,
+				Room: roomName, CanPublish: true, CanSubscribe: true, TTL: cfg.Auth.TokenTTL}, time.Now())
+		}
+	}
+	s.http = &http.Server{Handler: httpd.New(deps), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	s.listener = opts.HTTPListener
+	if s.listener == nil {
+		if s.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
+			_ = media.Close()
+			return nil, fmt.Errorf("listen on %s (http.addr): %w", cfg.HTTP.Addr, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) setActiveSpeakers(roomName string, speakers []room.Speaker) {
+	if r := s.rooms.Get(roomName); r != nil {
+		r.SetActiveSpeakers(speakers)
+	}
+}
+
+// URL is the application server's base URL.
+func (s *Server) URL() string { return "http://" + s.listener.Addr().String() }
+
+// MediaAddr is the media server's UDP address.
+func (s *Server) MediaAddr() net.Addr { return s.media.UDPAddr() }
+
+// Media exposes the media server's counters to tests and benchmarks.
+func (s *Server) Media() *sfu.Engine { return s.media }
+
+// Rooms exposes the room manager to tests.
+func (s *Server) Rooms() *room.Manager { return s.rooms }
+
+// Run serves until ctx ends, then shuts down gracefully: participants are
+// told, connections close, and Run returns within the shutdown timeout.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	s.log.Info("quartet is ready", "url", s.URL(), "media_udp", s.media.UDPAddr().String())
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.shutdown()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", serveErr)
+	}
+	return nil
+}
+
+func (s *Server) shutdown() {
+	s.log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	s.rooms.Close(room.ReasonServerShutdown)
+	done := make(chan struct{})
+	go func() { s.signal.Close(time.Second); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("signaling sessions did not end in time")
+	}
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.log.Warn("http shutdown", "err", err)
+	}
+	if err := s.media.Close(); err != nil {
+		s.log.Warn("media shutdown", "err", err)
+	}
+	s.log.Info("stopped")
+}

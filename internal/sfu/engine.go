@@ -1,0 +1,195 @@
+// Package sfu is the media server: a selective forwarding unit on pion. Each
+// participant has a Peer with a publisher connection (its up tracks) and a
+// subscriber connection (down tracks of everyone else's up tracks). Packets
+// flow UpTrack reader → per-subscriber queue → subscriber writer; no
+// publisher ever waits for a subscriber.
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quartet-rtc/quartet/internal/pionlog"
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// Config is the media server's configuration.
+type Config struct {
+	// UDPHost and UDPPort are where the single ICE UDP socket listens. An
+	// unspecified host ("" or "0.0.0.0") listens on every interface.
+	UDPHost string
+	UDPPort int
+	// UDPConn, if set, is used instead of opening UDPHost:UDPPort (tests).
+	UDPConn net.PacketConn
+	// PublicIPs are advertised instead of local addresses (1:1 NAT).
+	PublicIPs []string
+	// LoopbackOnly keeps ICE on loopback: only loopback candidates are
+	// gathered and only loopback remote candidates are used.
+	LoopbackOnly bool
+	// PacketCache is how many packets each video track keeps for NACKs.
+	PacketCache int
+	// SubscriberQueue is how many packets may wait for one subscriber.
+	SubscriberQueue int
+	// OnActiveSpeakers receives each room's active speakers when they change.
+	OnActiveSpeakers func(roomName string, speakers []room.Speaker)
+}
+
+// Engine is the media server. It implements room.Media.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	api     *webrtc.API
+	mux     ice.UDPMux
+	udpAddr net.Addr
+	closeFn func() error
+	stats   *stats
+
+	mu      sync.Mutex
+	routers map[string]*Router // by room name
+	closed  bool
+}
+
+// New opens the media UDP socket and prepares the WebRTC stack.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+	if cfg.PacketCache <= 0 || cfg.SubscriberQueue <= 0 {
+		return nil, errors.New("sfu: packet cache and subscriber queue sizes must be positive")
+	}
+	e := &Engine{cfg: cfg, log: log, routers: map[string]*Router{}}
+	if err := e.openMux(); err != nil {
+		return nil, err
+	}
+	api, err := e.newAPI()
+	if err != nil {
+		_ = e.closeFn()
+		return nil, err
+	}
+	e.api = api
+	e.stats = newStats(e)
+	if reg != nil {
+		if err := reg.Register(e.stats); err != nil {
+			_ = e.closeFn()
+			return nil, fmt.Errorf("sfu: register metrics: %w", err)
+		}
+	}
+	log.Info("media server listening", "udp", e.udpAddr.String())
+	return e, nil
+}
+
+// UDPAddr is the address the media UDP socket listens on.
+func (e *Engine) UDPAddr() net.Addr { return e.udpAddr }
+
+func (e *Engine) openMux() error {
+	logger := pionlog.Factory{Log: e.log}.NewLogger("udpmux")
+	if e.cfg.UDPConn != nil {
+		mux := webrtc.NewICEUDPMux(logger, e.cfg.UDPConn)
+		e.mux, e.udpAddr, e.closeFn = mux, e.cfg.UDPConn.LocalAddr(), mux.Close
+		return nil
+	}
+	host := e.cfg.UDPHost
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		mux, err := ice.NewMultiUDPMuxFromPort(e.cfg.UDPPort, ice.UDPMuxFromPortWithLogger(logger))
+		if err != nil {
+			return fmt.Errorf("sfu: listen on UDP port %d: %w", e.cfg.UDPPort, err)
+		}
+		e.mux, e.closeFn = mux, mux.Close
+		e.udpAddr = &net.UDPAddr{Port: e.cfg.UDPPort}
+		return nil
+	}
+	conn, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(e.cfg.UDPPort)))
+	if err != nil {
+		return fmt.Errorf("sfu: listen on UDP %s:%d: %w", host, e.cfg.UDPPort, err)
+	}
+	mux := webrtc.NewICEUDPMux(logger, conn)
+	e.mux, e.udpAddr, e.closeFn = mux, conn.LocalAddr(), mux.Close
+	return nil
+}
+
+func (e *Engine) newAPI() (*webrtc.API, error) {
+	me, reg, err := newMediaEngine()
+	if err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Log: e.log}}
+	se.SetICEUDPMux(e.mux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.DisableActiveTCP(true)
+	if e.cfg.LoopbackOnly {
+		loopback := func(ip net.IP) bool { return ip.IsLoopback() }
+		se.SetIPFilter(loopback)
+		se.SetRemoteIPFilter(loopback)
+	}
+	if len(e.cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(e.cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(se)), nil
+}
+
+// Open implements room.Media: it creates a participant's media session.
+func (e *Engine) Open(roomName, participantSID string, perms room.Permissions, events room.MediaEvents) (room.MediaSession, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, errors.New("sfu: media server is shutting down")
+	}
+	r, ok := e.routers[roomName]
+	if !ok {
+		r = newRouter(e, roomName)
+		e.routers[roomName] = r
+	}
+	p, err := newPeer(e, r, participantSID, perms, events)
+	if err != nil {
+		if r.empty() {
+			delete(e.routers, roomName)
+			r.stop()
+		}
+		return nil, err
+	}
+	r.addPeer(p)
+	return p, nil
+}
+
+// removePeer forgets p and closes its room's router when it was the last.
+func (e *Engine) removePeer(r *Router, p *Peer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.removePeer(p) && e.routers[r.name] == r {
+		delete(e.routers, r.name)
+		r.stop()
+	}
+}
+
+// Close closes every session and the UDP socket.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	var peers []*Peer
+	for _, r := range e.routers {
+		peers = append(peers, r.allPeers()...)
+	}
+	e.mu.Unlock()
+	for _, p := range peers {
+		p.Close()
+	}
+	return e.closeFn()
+}
+
+func (e *Engine) allRouters() []*Router {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*Router, 0, len(e.routers))
+	for _, r := range e.routers {
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,52 @@
+package sfu
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+)
+
+// packet is one RTP packet shared read-only by every subscriber it is
+// forwarded to. The last holder to release it returns it to the pool, so
+// forwarding does not allocate in steady state.
+type packet struct {
+	buf      [maxPacketSize]byte
+	hdr      rtp.Packet // parsed from buf; Payload points into buf
+	keyframe bool
+	refs     atomic.Int32
+	pool     *sync.Pool
+}
+
+func newPacketPool() *sync.Pool {
+	p := &sync.Pool{}
+	p.New = func() any { return &packet{pool: p} }
+	return p
+}
+
+func getPacket(pool *sync.Pool) *packet {
+	pkt := pool.Get().(*packet)
+	pkt.refs.Store(1)
+	pkt.keyframe = false
+	return pkt
+}
+
+// parse reads the RTP header of buf[:n] and removes header extensions: their
+// ids were negotiated with the publisher and mean nothing to subscribers.
+func (p *packet) parse(n int) error {
+	if err := p.hdr.Unmarshal(p.buf[:n]); err != nil {
+		return err
+	}
+	p.hdr.Extension = false
+	p.hdr.ExtensionProfile = 0
+	p.hdr.Extensions = p.hdr.Extensions[:0]
+	return nil
+}
+
+func (p *packet) retain(n int32) { p.refs.Add(n) }
+
+func (p *packet) release() {
+	if p.refs.Add(-1) == 0 {
+		p.pool.Put(p)
+	}
+}

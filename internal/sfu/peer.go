@@ -1,0 +1,327 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+var errPeerClosed = errors.New("media session closed")
+
+// maxTracksOfPeer limits how many tracks one participant may publish.
+const maxTracksOfPeer = 16
+
+// queued is one packet waiting in a subscriber's queue.
+type queued struct {
+	down *DownTrack
+	pkt  *packet
+}
+
+// Peer is one participant's media session. It implements room.MediaSession.
+type Peer struct {
+	e      *Engine
+	router *Router
+	sid    string
+	perms  room.Permissions
+	events room.MediaEvents
+	log    *slog.Logger
+	pub    *webrtc.PeerConnection
+	sub    *webrtc.PeerConnection
+	stats  peerStats
+
+	queue chan queued // to the writer goroutine; never blocks a sender
+	done  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+
+	// mu guards the fields below. It is held across pion calls that build
+	// descriptions (no network I/O) so that offers, answers and candidates
+	// reach the client in order; it is never held while calling the router.
+	mu             sync.Mutex
+	closed         bool
+	started        bool
+	declared       map[string]room.TrackInfo // by the client's track id
+	ups            map[string]*UpTrack       // by track sid
+	downs          map[string]*DownTrack     // by up track sid
+	awaitingAnswer bool
+	pendingOffer   bool
+	restartICE     bool
+	pendingCands   []webrtc.ICECandidateInit // subscriber candidates before its answer
+}
+
+func newPeer(e *Engine, r *Router, sid string, perms room.Permissions, events room.MediaEvents) (*Peer, error) {
+	p := &Peer{
+		e: e, router: r, sid: sid, perms: perms, events: events,
+		log:      e.log.With("room", r.name, "participant", sid),
+		queue:    make(chan queued, e.cfg.SubscriberQueue),
+		done:     make(chan struct{}),
+		declared: map[string]room.TrackInfo{},
+		ups:      map[string]*UpTrack{},
+		downs:    map[string]*DownTrack{},
+	}
+	var err error
+	if p.pub, err = e.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return nil, fmt.Errorf("sfu: publisher connection: %w", err)
+	}
+	if p.sub, err = e.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		_ = p.pub.Close()
+		return nil, fmt.Errorf("sfu: subscriber connection: %w", err)
+	}
+	p.pub.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(room.TargetPublisher, c) })
+	p.sub.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(room.TargetSubscriber, c) })
+	p.pub.OnTrack(p.onTrack)
+	p.pub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		p.log.Debug("publisher connection state", "state", s.String())
+	})
+	p.sub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		p.log.Debug("subscriber connection state", "state", s.String())
+	})
+	p.wg.Add(1)
+	go p.writeLoop()
+	return p, nil
+}
+
+func (p *Peer) sendCandidate(target string, c *webrtc.ICECandidate) {
+	// Taking mu orders the candidate after the description being built.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	if c == nil {
+		p.events.LocalCandidate(target, nil)
+		return
+	}
+	init := c.ToJSON()
+	p.events.LocalCandidate(target, &room.Candidate{Candidate: init.Candidate, SDPMid: init.SDPMid,
+		SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment})
+}
+
+// Start implements room.MediaSession.
+func (p *Peer) Start() {
+	p.mu.Lock()
+	p.started = true
+	p.mu.Unlock()
+	if p.perms.CanSubscribe {
+		p.router.subscribeToAll(p)
+	}
+}
+
+// Publish implements room.MediaSession.
+func (p *Peer) Publish(offerSDP string, metas []room.TrackMeta) error {
+	if !p.perms.CanPublish {
+		return room.ErrForbidden
+	}
+	sections, err := parseOffer(offerSDP)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errPeerClosed
+	}
+	if err := p.declareLocked(sections, metas); err != nil {
+		return err
+	}
+	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
+		p.log.Info("bad publisher offer", "err", err)
+		return fmt.Errorf("%w: %v", room.ErrBadSDP, err)
+	}
+	answer, err := p.pub.CreateAnswer(nil)
+	if err == nil {
+		err = p.pub.SetLocalDescription(answer)
+	}
+	if err != nil {
+		p.log.Info("publisher answer failed", "err", err)
+		return fmt.Errorf("%w: %v", room.ErrBadSDP, err)
+	}
+	tracks := make([]room.TrackInfo, 0, len(sections))
+	for _, s := range sections {
+		if t, ok := p.declared[s.trackID]; ok {
+			tracks = append(tracks, t)
+		}
+	}
+	p.events.PublisherAnswer(answer.SDP, tracks)
+	return nil
+}
+
+// declareLocked assigns server ids to the tracks of an offer.
+func (p *Peer) declareLocked(sections []offerTrack, metas []room.TrackMeta) error {
+	source := map[string]room.TrackMeta{}
+	for _, m := range metas {
+		source[m.TrackID] = m
+	}
+	for _, s := range sections {
+		if _, ok := p.declared[s.trackID]; ok {
+			continue
+		}
+		if len(p.declared) >= maxTracksOfPeer {
+			return room.ErrTooMany
+		}
+		m := source[s.trackID]
+		if !validSource(m.Source) {
+			m.Source = room.SourceUnknown
+		}
+		p.declared[s.trackID] = room.TrackInfo{SID: room.NewSID("TR_"), ParticipantSID: p.sid,
+			TrackID: s.trackID, Kind: s.kind, Source: m.Source, Muted: m.Muted}
+	}
+	return nil
+}
+
+func validSource(s string) bool {
+	switch s {
+	case room.SourceCamera, room.SourceMicrophone, room.SourceScreen, room.SourceScreenAudio, room.SourceUnknown:
+		return true
+	}
+	return false
+}
+
+// onTrack runs when a publisher's track starts: it becomes an UpTrack.
+func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	info, ok := p.declared[remote.ID()]
+	if !ok {
+		info = room.TrackInfo{SID: room.NewSID("TR_"), ParticipantSID: p.sid, TrackID: remote.ID(), Source: room.SourceUnknown}
+	}
+	info.Kind = remote.Kind().String()
+	info.MimeType = remote.Codec().MimeType
+	up := newUpTrack(info, remote, receiver, p.pub, p.e.cfg.PacketCache, p.router.pool, p.log)
+	p.ups[info.SID] = up
+	p.wg.Add(2)
+	p.mu.Unlock()
+
+	go p.drainRTCP(receiver)
+	p.router.publish(up)
+	p.events.TrackPublished(info)
+	p.log.Info("track published", "track", info.SID, "kind", info.Kind, "mime", info.MimeType, "source", info.Source)
+	go func() {
+		defer p.wg.Done()
+		up.run()
+		p.router.unpublish(up)
+		p.mu.Lock()
+		delete(p.ups, info.SID)
+		closed := p.closed
+		p.mu.Unlock()
+		if !closed {
+			p.events.TrackUnpublished(info)
+		}
+		p.log.Info("track unpublished", "track", info.SID)
+	}()
+}
+
+// drainRTCP reads the publisher's RTCP so interceptors see sender reports.
+func (p *Peer) drainRTCP(r *webrtc.RTPReceiver) {
+	defer p.wg.Done()
+	for {
+		if _, _, err := r.ReadRTCP(); err != nil {
+			return
+		}
+	}
+}
+
+// SetMuted implements room.MediaSession.
+func (p *Peer) SetMuted(trackSID string, muted bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if up, ok := p.ups[trackSID]; ok {
+		up.muted.Store(muted)
+		return nil
+	}
+	for id, t := range p.declared {
+		if t.SID == trackSID {
+			t.Muted = muted
+			p.declared[id] = t
+			return nil
+		}
+	}
+	return room.ErrUnknownTrack
+}
+
+// subscribe adds a down track of up and renegotiates.
+func (p *Peer) subscribe(up *UpTrack) {
+	d, err := newDownTrack(up, p)
+	if err != nil {
+		p.log.Error("create down track", "track", up.info.SID, "err", err)
+		return
+	}
+	p.mu.Lock()
+	if p.closed || p.downs[up.info.SID] != nil {
+		p.mu.Unlock()
+		return
+	}
+	tr, err := p.sub.AddTransceiverFromTrack(d.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		p.mu.Unlock()
+		p.log.Error("add down track", "track", up.info.SID, "err", err)
+		return
+	}
+	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{up.codec}); err != nil {
+		p.log.Debug("codec preferences", "err", err)
+	}
+	d.sender = tr.Sender()
+	p.downs[up.info.SID] = d
+	p.wg.Add(1)
+	go p.readSubscriberRTCP(d)
+	p.negotiateLocked()
+	p.mu.Unlock()
+	up.addDown(d)
+}
+
+// unsubscribe removes the down track of an up track and renegotiates.
+func (p *Peer) unsubscribe(up *UpTrack) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d, ok := p.downs[up.info.SID]
+	if !ok {
+		return
+	}
+	delete(p.downs, up.info.SID)
+	d.closed.Store(true)
+	up.removeDown(d)
+	if p.closed {
+		return
+	}
+	if err := p.sub.RemoveTrack(d.sender); err != nil {
+		p.log.Debug("remove down track", "err", err)
+	}
+	p.negotiateLocked()
+}
+
+// readSubscriberRTCP answers a subscriber's NACKs and keyframe requests.
+func (p *Peer) readSubscriberRTCP(d *DownTrack) {
+	defer p.wg.Done()
+	seqs := make([]uint16, 0, 64)
+	for {
+		pkts, _, err := d.sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			switch pkt := pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.up.RequestKeyframe()
+			case *rtcp.TransportLayerNack:
+				seqs = seqs[:0]
+				for _, pair := range pkt.Nacks {
+					pair.Range(func(s uint16) bool {
+						seqs = append(seqs, s)
+						return len(seqs) < cap(seqs)
+					})
+				}
+				p.stats.nacks.Add(1)
+				d.retransmit(seqs)
+			}
+		}
+	}
+}

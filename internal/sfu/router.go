@@ -1,0 +1,172 @@
+package sfu
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// speakerInterval is how often active speakers are computed.
+const speakerInterval = 300 * time.Millisecond
+
+// Router is the media side of one room: which up tracks exist and which
+// peers subscribe to them.
+type Router struct {
+	e    *Engine
+	name string
+	pool *sync.Pool // packets of this room
+
+	mu    sync.Mutex
+	peers map[string]*Peer    // by participant sid
+	ups   map[string]*UpTrack // by track sid
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+}
+
+func newRouter(e *Engine, name string) *Router {
+	r := &Router{
+		e: e, name: name, pool: newPacketPool(),
+		peers:   map[string]*Peer{},
+		ups:     map[string]*UpTrack{},
+		stopped: make(chan struct{}),
+	}
+	go r.speakerLoop()
+	return r
+}
+
+func (r *Router) addPeer(p *Peer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.peers[p.sid] = p
+}
+
+// removePeer forgets p and detaches its down tracks. It reports whether the
+// router is now empty.
+func (r *Router) removePeer(p *Peer) bool {
+	r.mu.Lock()
+	delete(r.peers, p.sid)
+	empty := len(r.peers) == 0
+	r.mu.Unlock()
+	p.mu.Lock()
+	for _, d := range p.downs {
+		d.closed.Store(true)
+		d.up.removeDown(d)
+	}
+	p.mu.Unlock()
+	return empty
+}
+
+func (r *Router) empty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.peers) == 0
+}
+
+func (r *Router) allPeers() []*Peer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		out = append(out, p)
+	}
+	return out
+}
+
+// subscribeToAll subscribes p to every up track of the others.
+func (r *Router) subscribeToAll(p *Peer) {
+	r.mu.Lock()
+	ups := make([]*UpTrack, 0, len(r.ups))
+	for _, up := range r.ups {
+		if up.info.ParticipantSID != p.sid {
+			ups = append(ups, up)
+		}
+	}
+	r.mu.Unlock()
+	for _, up := range ups {
+		p.subscribe(up)
+	}
+}
+
+// publish makes up available to every other peer that may subscribe.
+func (r *Router) publish(up *UpTrack) {
+	r.mu.Lock()
+	r.ups[up.info.SID] = up
+	subs := make([]*Peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		if p.sid != up.info.ParticipantSID && p.perms.CanSubscribe {
+			subs = append(subs, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range subs {
+		p.subscribe(up)
+	}
+}
+
+// unpublish removes up from every subscriber.
+func (r *Router) unpublish(up *UpTrack) {
+	r.mu.Lock()
+	delete(r.ups, up.info.SID)
+	subs := make([]*Peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		subs = append(subs, p)
+	}
+	r.mu.Unlock()
+	for _, p := range subs {
+		p.unsubscribe(up)
+	}
+}
+
+// retire adds a closed peer's counters to the engine's totals.
+func (r *Router) retire(p *Peer) { r.e.stats.retire(&p.stats) }
+
+func (r *Router) stop() { r.stopOnce.Do(func() { close(r.stopped) }) }
+
+func (r *Router) speakerLoop() {
+	t := time.NewTicker(speakerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stopped:
+			return
+		case <-t.C:
+			if r.e.cfg.OnActiveSpeakers != nil {
+				r.e.cfg.OnActiveSpeakers(r.name, r.activeSpeakers())
+			}
+		}
+	}
+}
+
+// activeSpeakers lists speaking participants, loudest first.
+func (r *Router) activeSpeakers() []room.Speaker {
+	r.mu.Lock()
+	ups := make([]*UpTrack, 0, len(r.ups))
+	for _, up := range r.ups {
+		if !up.video {
+			ups = append(ups, up)
+		}
+	}
+	r.mu.Unlock()
+	best := map[string]float64{}
+	for _, up := range ups {
+		if level, ok := up.speakingLevel(); ok && level > best[up.info.ParticipantSID] {
+			best[up.info.ParticipantSID] = level
+		}
+	}
+	out := make([]room.Speaker, 0, len(best))
+	for sid, level := range best {
+		out = append(out, room.Speaker{SID: sid, Level: level})
+	}
+	slices.SortFunc(out, func(a, b room.Speaker) int { return cmp.Compare(b.Level, a.Level) })
+	return out
+}
+
+func (r *Router) trackCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ups)
+}

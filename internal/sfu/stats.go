@@ -1,0 +1,85 @@
+package sfu
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// peerStats are one subscriber's counters. Each is written by one goroutine
+// (the writer, or the up track readers for drops), so adds do not contend.
+type peerStats struct {
+	packets, bytes, dropped, retransmitted, nacks atomic.Uint64
+}
+
+func (s *peerStats) add(o *peerStats) {
+	s.packets.Add(o.packets.Load())
+	s.bytes.Add(o.bytes.Load())
+	s.dropped.Add(o.dropped.Load())
+	s.retransmitted.Add(o.retransmitted.Load())
+	s.nacks.Add(o.nacks.Load())
+}
+
+// stats exports the media counters to Prometheus, summing live peers and
+// the totals of closed ones at scrape time.
+type stats struct {
+	e       *Engine
+	retired peerStats
+
+	packets, bytes, dropped, retransmitted, nacks, tracks *prometheus.Desc
+}
+
+func newStats(e *Engine) *stats {
+	return &stats{
+		e:             e,
+		packets:       prometheus.NewDesc("quartet_forwarded_packets_total", "RTP packets forwarded to subscribers.", nil, nil),
+		bytes:         prometheus.NewDesc("quartet_forwarded_bytes_total", "RTP bytes forwarded to subscribers.", nil, nil),
+		dropped:       prometheus.NewDesc("quartet_dropped_packets_total", "Packets dropped because a subscriber's queue was full.", nil, nil),
+		retransmitted: prometheus.NewDesc("quartet_retransmitted_packets_total", "Packets resent from the cache after a NACK.", nil, nil),
+		nacks:         prometheus.NewDesc("quartet_nacks_received_total", "NACK messages received from subscribers.", nil, nil),
+		tracks:        prometheus.NewDesc("quartet_tracks", "Published tracks.", nil, nil),
+	}
+}
+
+func (s *stats) retire(p *peerStats) { s.retired.add(p) }
+
+// Describe implements prometheus.Collector.
+func (s *stats) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{s.packets, s.bytes, s.dropped, s.retransmitted, s.nacks, s.tracks} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (s *stats) Collect(ch chan<- prometheus.Metric) {
+	var total peerStats
+	total.add(&s.retired)
+	tracks := 0
+	for _, r := range s.e.allRouters() {
+		tracks += r.trackCount()
+		for _, p := range r.allPeers() {
+			total.add(&p.stats)
+		}
+	}
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	counter(s.packets, total.packets.Load())
+	counter(s.bytes, total.bytes.Load())
+	counter(s.dropped, total.dropped.Load())
+	counter(s.retransmitted, total.retransmitted.Load())
+	counter(s.nacks, total.nacks.Load())
+	ch <- prometheus.MustNewConstMetric(s.tracks, prometheus.GaugeValue, float64(tracks))
+}
+
+// Totals returns the engine's counters; tests and benchmarks read them.
+func (e *Engine) Totals() (packets, bytes, dropped, retransmitted uint64) {
+	var total peerStats
+	total.add(&e.stats.retired)
+	for _, r := range e.allRouters() {
+		for _, p := range r.allPeers() {
+			total.add(&p.stats)
+		}
+	}
+	return total.packets.Load(), total.bytes.Load(), total.dropped.Load(), total.retransmitted.Load()
+}

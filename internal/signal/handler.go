@@ -1,0 +1,123 @@
+// Package signal is the native signaling front door: JSON over WebSocket,
+// as documented in docs/protocol.md. It knows rooms and media sessions only
+// through the room package's interfaces, and nothing about RTP.
+package signal
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quartet-rtc/quartet/internal/auth"
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// Config holds the front door's limits.
+type Config struct {
+	MaxMessageBytes int64
+	RatePerSecond   float64
+	RateBurst       int
+	JoinTimeout     time.Duration
+	PingInterval    time.Duration
+	WriteTimeout    time.Duration
+	MaxConnections  int
+	ServerVersion   string
+}
+
+// Deps are what the front door talks to.
+type Deps struct {
+	Log      *slog.Logger
+	Verifier *auth.Verifier
+	Rooms    *room.Manager
+	Media    room.Media
+	// ICEServers returns the ICE servers for a joining participant; nil
+	// means none (no STUN/TURN role).
+	ICEServers func(identity string, r *http.Request) []ICEServer
+	Metrics    prometheus.Registerer
+}
+
+// Handler accepts WebSocket connections at the signaling endpoint.
+type Handler struct {
+	cfg      Config
+	deps     Deps
+	conns    atomic.Int64
+	closing  atomic.Bool
+	ctx      context.Context // canceled by Close
+	cancel   context.CancelFunc
+	sessions sync.WaitGroup
+
+	connections prometheus.GaugeFunc
+	errors      *prometheus.CounterVec
+	messages    prometheus.Counter
+}
+
+// New creates the signaling handler.
+func New(cfg Config, deps Deps) *Handler {
+	h := &Handler{cfg: cfg, deps: deps}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.connections = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "quartet_signal_connections", Help: "Open signaling WebSocket connections.",
+	}, func() float64 { return float64(h.conns.Load()) })
+	h.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quartet_signal_errors_total", Help: "Errors sent to signaling clients, by code.",
+	}, []string{"code"})
+	h.messages = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "quartet_signal_messages_total", Help: "Messages received from signaling clients.",
+	})
+	if deps.Metrics != nil {
+		deps.Metrics.MustRegister(h.connections, h.errors, h.messages)
+	}
+	return h
+}
+
+// ServeHTTP upgrades the request to a WebSocket and runs the session until
+// it ends.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if n := h.conns.Add(1); n > int64(h.cfg.MaxConnections) {
+		h.conns.Add(-1)
+		h.deps.Log.Warn("signaling connection refused: too many connections", "limit", h.cfg.MaxConnections)
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.conns.Add(-1)
+	if h.closing.Load() {
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	h.sessions.Add(1)
+	defer h.sessions.Done()
+	// The browser's Origin must match the host (the library's default):
+	// another site cannot open a session with a visitor's cookies or tokens.
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		h.deps.Log.Info("websocket upgrade failed", "err", err, "remote", r.RemoteAddr)
+		return
+	}
+	conn.SetReadLimit(h.cfg.MaxMessageBytes)
+	s := newSession(h, conn, r)
+	s.run(h.ctx)
+}
+
+// countError records an error sent to a client.
+func (h *Handler) countError(code string) { h.errors.WithLabelValues(code).Inc() }
+
+// Close refuses new sessions, gives the ones already told to leave up to
+// grace to flush their last messages, then ends the rest and waits for all.
+func (h *Handler) Close(grace time.Duration) {
+	h.closing.Store(true)
+	done := make(chan struct{})
+	go func() { h.sessions.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(grace):
+	}
+	h.cancel()
+	<-done
+}

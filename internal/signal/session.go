@@ -1,0 +1,268 @@
+package signal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// outQueue is how many messages may wait for a slow client before the
+// session is dropped.
+const outQueue = 256
+
+// maxViolations is how many rate-limited messages in a row a client may
+// send before it is disconnected.
+const maxViolations = 100
+
+// session is one WebSocket connection. The reader goroutine (run) owns the
+// fields in the "reader" block; the writer goroutine owns conn writes; other
+// goroutines (room broadcasts, media events) only enqueue messages.
+type session struct {
+	h       *Handler
+	conn    *websocket.Conn
+	req     *http.Request
+	log     *slog.Logger
+	out     chan []byte
+	quit    chan struct{} // closed to end the writer after what is queued
+	cancel  context.CancelFunc
+	closing sync.Once
+
+	rm atomic.Pointer[room.Room] // set once joined
+
+	// reader
+	sid        string
+	media      room.MediaSession
+	limiter    *rate.Limiter
+	violations int
+}
+
+func newSession(h *Handler, conn *websocket.Conn, r *http.Request) *session {
+	return &session{
+		h: h, conn: conn, req: r,
+		log:     h.deps.Log.With("remote", r.RemoteAddr),
+		out:     make(chan []byte, outQueue),
+		quit:    make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Limit(h.cfg.RatePerSecond), h.cfg.RateBurst),
+	}
+}
+
+// run serves the connection until it closes or ctx ends.
+func (s *session) run(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	s.cancel = cancel
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); s.writeLoop(ctx) }()
+	go s.pingLoop(ctx)
+	s.readLoop(ctx)
+	s.leave()
+	s.Close("")
+	<-writerDone
+	cancel()
+}
+
+func (s *session) readLoop(ctx context.Context) {
+	joinCtx, joinCancel := context.WithTimeout(ctx, s.h.cfg.JoinTimeout)
+	defer joinCancel()
+	for {
+		readCtx := ctx
+		if s.media == nil {
+			readCtx = joinCtx
+		}
+		typ, data, err := s.conn.Read(readCtx)
+		if err != nil {
+			s.logReadError(err, joinCtx)
+			return
+		}
+		s.h.messages.Inc()
+		if typ != websocket.MessageText {
+			s.sendError("", newError(CodeBadRequest, "binary frames are not supported"))
+			continue
+		}
+		if !s.limiter.Allow() {
+			s.violations++
+			s.sendError("", newError(CodeRateLimited, "too many messages; slow down"))
+			if s.violations > maxViolations {
+				s.log.Warn("client disconnected for flooding")
+				s.conn.Close(websocket.StatusPolicyViolation, "rate limit exceeded")
+				return
+			}
+			continue
+		}
+		s.violations = 0
+		if stop := s.handle(data); stop {
+			return
+		}
+	}
+}
+
+func (s *session) logReadError(err error, joinCtx context.Context) {
+	switch {
+	case errors.Is(joinCtx.Err(), context.DeadlineExceeded) && s.media == nil:
+		s.log.Info("client did not join in time")
+		s.conn.Close(websocket.StatusPolicyViolation, "join timeout")
+	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
+		s.h.countError("too_large")
+		s.log.Info("client sent an oversized message", "limit", s.h.cfg.MaxMessageBytes)
+	case websocket.CloseStatus(err) != -1:
+		s.log.Debug("client closed the connection", "status", websocket.CloseStatus(err))
+	default:
+		s.log.Debug("connection ended", "err", err)
+	}
+}
+
+// handle decodes and dispatches one message; true ends the session.
+func (s *session) handle(data []byte) bool {
+	m, perr := decode(data)
+	reqType := ""
+	if m != nil {
+		reqType = m.Type
+	}
+	if perr == nil {
+		perr = s.dispatch(m)
+	}
+	if perr != nil {
+		s.sendError(reqType, perr)
+		if perr.Fatal {
+			s.Close("")
+			return true
+		}
+	}
+	return m != nil && m.Type == "leave" && perr == nil
+}
+
+func (s *session) dispatch(m *clientMessage) *protoError {
+	if m.Type == "join" {
+		return s.handleJoin(m)
+	}
+	if s.media == nil {
+		if m.Type == "ping" {
+			return s.handlePing(m)
+		}
+		return newError(CodeNotJoined, "%s: join first", m.Type)
+	}
+	handlers := map[string]func(*clientMessage) *protoError{
+		"offer":       s.handleOffer,
+		"answer":      s.handleAnswer,
+		"candidate":   s.handleCandidate,
+		"restart_ice": s.handleRestartICE,
+		"mute":        s.handleMute,
+		"chat":        s.handleChat,
+		"ping":        s.handlePing,
+		"leave":       s.handleLeave,
+	}
+	return handlers[m.Type](m)
+}
+
+// send queues a message; a client too slow to take it is dropped.
+func (s *session) send(v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("marshal message", "err", err)
+		return
+	}
+	select {
+	case s.out <- data:
+	case <-s.quit:
+	default:
+		s.log.Warn("client too slow: outgoing queue full, disconnecting")
+		s.cancel()
+	}
+}
+
+func (s *session) sendError(reqType string, e *protoError) {
+	s.h.countError(e.Code)
+	s.log.Info("signaling error", "code", e.Code, "message", e.Message, "request", reqType)
+	s.send(errorMessage{Type: "error", Code: e.Code, Message: e.Message, RequestType: reqType})
+}
+
+func (s *session) writeLoop(ctx context.Context) {
+	write := func(msg []byte) bool {
+		wctx, cancel := context.WithTimeout(ctx, s.h.cfg.WriteTimeout)
+		defer cancel()
+		if err := s.conn.Write(wctx, websocket.MessageText, msg); err != nil {
+			s.log.Debug("write failed", "err", err)
+			s.cancel()
+			return false
+		}
+		return true
+	}
+	for {
+		select {
+		case msg := <-s.out:
+			if !write(msg) {
+				return
+			}
+		case <-s.quit:
+			for { // flush what was queued before the close, then close
+				select {
+				case msg := <-s.out:
+					if !write(msg) {
+						return
+					}
+				default:
+					s.conn.Close(websocket.StatusNormalClosure, "")
+					return
+				}
+			}
+		case <-ctx.Done():
+			s.conn.Close(websocket.StatusGoingAway, "")
+			return
+		}
+	}
+}
+
+func (s *session) pingLoop(ctx context.Context) {
+	t := time.NewTicker(s.h.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, s.h.cfg.PingInterval)
+			err := s.conn.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				s.log.Info("client stopped answering pings")
+				s.cancel()
+				return
+			}
+		}
+	}
+}
+
+// Close implements room.Participant: it tells the client why (if reason is
+// set), flushes the queue and closes the connection.
+func (s *session) Close(reason string) {
+	s.closing.Do(func() {
+		if reason != "" {
+			s.send(leaveMessage{Type: "leave", Reason: reason})
+		}
+		close(s.quit)
+	})
+}
+
+// Deliver implements room.Participant.
+func (s *session) Deliver(ev room.Event) { s.send(ev) }
+
+// leave releases the room membership and media session; reader only.
+func (s *session) leave() {
+	if s.media == nil {
+		return
+	}
+	if r := s.rm.Load(); r != nil {
+		s.h.deps.Rooms.Leave(r, s.sid)
+	}
+	s.media.Close()
+	s.log.Info("session ended")
+}
