@@ -20,6 +20,7 @@ func (p *Peer) negotiateLocked() {
 	}
 	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: p.restartICE})
 	if err == nil {
+		p.holdCandidates(room.TargetSubscriber)
 		err = p.sub.SetLocalDescription(offer)
 	}
 	if err != nil {
@@ -28,7 +29,8 @@ func (p *Peer) negotiateLocked() {
 	}
 	p.restartICE = false
 	p.awaitingAnswer = true
-	p.events.SubscriberOffer(offer.SDP, p.trackMapLocked())
+	tracks := p.trackMapLocked()
+	p.sendDescription(room.TargetSubscriber, func() { p.events.SubscriberOffer(offer.SDP, tracks) })
 }
 
 // trackMapLocked maps each transceiver mid of the subscriber connection to

@@ -41,8 +41,8 @@ type Peer struct {
 	once  sync.Once
 
 	// mu guards the fields below. It is held across pion calls that build
-	// descriptions (no network I/O) so that offers, answers and candidates
-	// reach the client in order; it is never held while calling the router.
+	// descriptions (no network I/O), never while calling the router, and
+	// never taken from pion callbacks that may run under pion's own locks.
 	mu             sync.Mutex
 	closed         bool
 	started        bool
@@ -53,17 +53,25 @@ type Peer struct {
 	pendingOffer   bool
 	restartICE     bool
 	pendingCands   []webrtc.ICECandidateInit // subscriber candidates before its answer
+
+	// candMu orders local candidates after their description; it is never
+	// held across a pion call.
+	candMu    sync.Mutex
+	descSent  map[string]bool
+	heldCands map[string][]*room.Candidate
 }
 
 func newPeer(e *Engine, r *Router, sid string, perms room.Permissions, events room.MediaEvents) (*Peer, error) {
 	p := &Peer{
 		e: e, router: r, sid: sid, perms: perms, events: events,
-		log:      e.log.With("room", r.name, "participant", sid),
-		queue:    make(chan queued, e.cfg.SubscriberQueue),
-		done:     make(chan struct{}),
-		declared: map[string]room.TrackInfo{},
-		ups:      map[string]*UpTrack{},
-		downs:    map[string]*DownTrack{},
+		log:       e.log.With("room", r.name, "participant", sid),
+		queue:     make(chan queued, e.cfg.SubscriberQueue),
+		done:      make(chan struct{}),
+		declared:  map[string]room.TrackInfo{},
+		ups:       map[string]*UpTrack{},
+		downs:     map[string]*DownTrack{},
+		descSent:  map[string]bool{},
+		heldCands: map[string][]*room.Candidate{},
 	}
 	var err error
 	if p.pub, err = e.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
@@ -87,20 +95,43 @@ func newPeer(e *Engine, r *Router, sid string, perms room.Permissions, events ro
 	return p, nil
 }
 
+// sendCandidate forwards a local candidate once the description it belongs
+// to has been sent. pion calls it from its own goroutines, possibly while
+// holding its locks, so it must not take p.mu.
 func (p *Peer) sendCandidate(target string, c *webrtc.ICECandidate) {
-	// Taking mu orders the candidate after the description being built.
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	var rc *room.Candidate
+	if c != nil {
+		init := c.ToJSON()
+		rc = &room.Candidate{Candidate: init.Candidate, SDPMid: init.SDPMid,
+			SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment}
+	}
+	p.candMu.Lock()
+	defer p.candMu.Unlock()
+	if !p.descSent[target] {
+		p.heldCands[target] = append(p.heldCands[target], rc)
 		return
 	}
-	if c == nil {
-		p.events.LocalCandidate(target, nil)
-		return
+	p.events.LocalCandidate(target, rc)
+}
+
+// holdCandidates makes candidates of target wait for the next description.
+func (p *Peer) holdCandidates(target string) {
+	p.candMu.Lock()
+	p.descSent[target] = false
+	p.candMu.Unlock()
+}
+
+// sendDescription sends a description with send, then the candidates that
+// were held for it.
+func (p *Peer) sendDescription(target string, send func()) {
+	p.candMu.Lock()
+	defer p.candMu.Unlock()
+	send()
+	p.descSent[target] = true
+	for _, c := range p.heldCands[target] {
+		p.events.LocalCandidate(target, c)
 	}
-	init := c.ToJSON()
-	p.events.LocalCandidate(target, &room.Candidate{Candidate: init.Candidate, SDPMid: init.SDPMid,
-		SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment})
+	p.heldCands[target] = nil
 }
 
 // Start implements room.MediaSession.
@@ -136,6 +167,7 @@ func (p *Peer) Publish(offerSDP string, metas []room.TrackMeta) error {
 	}
 	answer, err := p.pub.CreateAnswer(nil)
 	if err == nil {
+		p.holdCandidates(room.TargetPublisher)
 		err = p.pub.SetLocalDescription(answer)
 	}
 	if err != nil {
@@ -148,7 +180,7 @@ func (p *Peer) Publish(offerSDP string, metas []room.TrackMeta) error {
 			tracks = append(tracks, t)
 		}
 	}
-	p.events.PublisherAnswer(answer.SDP, tracks)
+	p.sendDescription(room.TargetPublisher, func() { p.events.PublisherAnswer(answer.SDP, tracks) })
 	return nil
 }
 

@@ -383,6 +383,7 @@ function bindRoomEvents(room) {
   });
   room.on('participantJoined', ({ participant }) => {
     ensureTile(participant.sid, 'main');
+    updateTileState(participant.sid); // its tile may predate the name (track first)
     renderParticipants();
   });
   room.on('participantLeft', ({ participant }) => {

@@ -833,14 +833,7 @@ export class Room extends EventTarget {
     if (state === 'connected' || state === 'completed') {
       clearTimeout(mon.graceTimer);
       mon.graceTimer = null;
-      if (mon.recovering) {
-        clearTimeout(mon.giveUpTimer);
-        mon.giveUpTimer = null;
-        mon.recovering = false;
-        if (!this._ice.publisher.recovering && !this._ice.subscriber.recovering && !this._reconnecting) {
-          this._setState('connected');
-        }
-      }
+      this._iceRecovered(target);
     } else if (state === 'failed') {
       this._restartIce(target);
     } else if (state === 'disconnected' && !mon.graceTimer) {
@@ -865,6 +858,25 @@ export class Room extends EventTarget {
     this._setState('reconnecting');
     if (target === 'publisher') this._negotiatePublisher({ iceRestart: true }).catch(() => {});
     else this._send({ type: 'restart_ice' });
+  }
+
+  /**
+   * Ends an ICE recovery once the connection is up again. Also called after
+   * each restart negotiation: a restart that begins while ICE still reports
+   * "connected" brings no state change event.
+   * @private @param {Target} target
+   */
+  _iceRecovered(target) {
+    const mon = this._ice[target];
+    const pc = this._pcFor(target);
+    if (!mon.recovering || !pc) return;
+    if (pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed') return;
+    clearTimeout(mon.giveUpTimer);
+    mon.giveUpTimer = null;
+    mon.recovering = false;
+    if (!this._ice.publisher.recovering && !this._ice.subscriber.recovering && !this._reconnecting && this._ws) {
+      this._setState('connected');
+    }
   }
 
   /** @private @param {Target} target */
@@ -970,6 +982,7 @@ export class Room extends EventTarget {
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     for (const c of st.heldCandidates.splice(0)) addCandidate(pc, c);
     this._applyTrackSids(answer.tracks);
+    if (iceRestart) this._iceRecovered('publisher');
   }
 
   /** @private @param {PublisherState} st @returns {Promise<any>} */
@@ -1062,6 +1075,7 @@ export class Room extends EventTarget {
     if (pc !== this.subscriberPC) return;
     this._send({ type: 'answer', target: 'subscriber', sdp: /** @type {RTCSessionDescription} */ (pc.localDescription).sdp });
     this._reconcileRemoteTracks(pc);
+    this._iceRecovered('subscriber');
   }
 
   /**

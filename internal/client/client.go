@@ -1,0 +1,203 @@
+// Package client is a Go client of Quartet's native signaling protocol on
+// pion: it joins a room, publishes tracks and receives everyone else's. The
+// integration tests and the load generator use it.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/quartet-rtc/quartet/internal/pionlog"
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// Options configure a client.
+type Options struct {
+	URL   string // ws://host:port/ws
+	Token string
+	Log   *slog.Logger
+	// OnTrack is called for every remote track, with the server's info.
+	OnTrack func(t *webrtc.TrackRemote, info room.TrackInfo)
+	// NoNACK disables NACK generation, to measure raw loss.
+	NoNACK bool
+}
+
+// Message is a server message as received.
+type Message struct {
+	Type string
+	Raw  json.RawMessage
+}
+
+// Client is one participant.
+type Client struct {
+	opts Options
+	log  *slog.Logger
+	conn *websocket.Conn
+	pub  *webrtc.PeerConnection
+	sub  *webrtc.PeerConnection
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	// Joined is the server's joined message.
+	Joined struct {
+		Room         struct{ SID, Name string }
+		Participant  room.ParticipantInfo
+		Participants []room.ParticipantInfo
+	}
+
+	mu        sync.Mutex
+	messages  []Message
+	changed   chan struct{} // closed and replaced whenever messages grows
+	subTracks map[string]room.TrackInfo
+	pubSIDs   map[string]string // client track id -> server sid
+	sources   map[string]string // client track id -> source
+	answerCh  chan string
+}
+
+// Dial connects, joins and returns once the server answered joined.
+func Dial(ctx context.Context, opts Options) (*Client, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	conn, _, err := websocket.Dial(ctx, opts.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", opts.URL, err)
+	}
+	conn.SetReadLimit(1 << 20)
+	c := &Client{opts: opts, log: opts.Log, conn: conn, changed: make(chan struct{}),
+		subTracks: map[string]room.TrackInfo{}, pubSIDs: map[string]string{}, sources: map[string]string{},
+		answerCh: make(chan string, 1)}
+	c.ctx, c.stop = context.WithCancel(context.Background())
+	if err := c.newPeerConnections(); err != nil {
+		conn.CloseNow()
+		return nil, err
+	}
+	if err := c.send(map[string]any{"type": "join", "protocol": 1, "token": opts.Token}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.wg.Add(1)
+	go c.readLoop()
+	msg, err := c.WaitFor(ctx, func(m Message) bool { return m.Type == "joined" || m.Type == "error" })
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if msg.Type == "error" {
+		c.Close()
+		return nil, fmt.Errorf("client: join refused: %s", msg.Raw)
+	}
+	if err := json.Unmarshal(msg.Raw, &c.Joined); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("client: decode joined: %w", err)
+	}
+	return c, nil
+}
+
+// NewAPI returns a pion API that keeps ICE on loopback, as every test and
+// benchmark here must.
+func NewAPI(log *slog.Logger, noNACK bool) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if !noNACK {
+		if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
+			return nil, err
+		}
+	}
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Log: log}}
+	loopback := func(ip net.IP) bool { return ip.IsLoopback() }
+	se.SetIPFilter(loopback)
+	se.SetRemoteIPFilter(loopback)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+func (c *Client) newPeerConnections() error {
+	api, err := NewAPI(c.log, c.opts.NoNACK)
+	if err != nil {
+		return fmt.Errorf("client: webrtc api: %w", err)
+	}
+	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return err
+	}
+	if c.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return err
+	}
+	c.pub.OnICECandidate(func(cand *webrtc.ICECandidate) { c.sendCandidate(room.TargetPublisher, cand) })
+	c.sub.OnICECandidate(func(cand *webrtc.ICECandidate) { c.sendCandidate(room.TargetSubscriber, cand) })
+	c.sub.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		c.mu.Lock()
+		info := c.subTracks[t.ID()]
+		c.mu.Unlock()
+		if c.opts.OnTrack != nil {
+			c.opts.OnTrack(t, info)
+		}
+	})
+	return nil
+}
+
+func (c *Client) sendCandidate(target string, cand *webrtc.ICECandidate) {
+	if cand == nil {
+		return
+	}
+	init := cand.ToJSON()
+	_ = c.send(map[string]any{"type": "candidate", "target": target, "candidate": init})
+}
+
+func (c *Client) send(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	return c.conn.Write(ctx, websocket.MessageText, data)
+}
+
+// Send sends a raw message (tests use it for bad input).
+func (c *Client) Send(v any) error { return c.send(v) }
+
+// SendRaw sends raw bytes as one text frame.
+func (c *Client) SendRaw(data []byte) error {
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	return c.conn.Write(ctx, websocket.MessageText, data)
+}
+
+// Close leaves the room and releases everything.
+func (c *Client) Close() {
+	_ = c.send(map[string]any{"type": "leave"})
+	c.stop()
+	c.conn.CloseNow()
+	_ = c.pub.Close()
+	_ = c.sub.Close()
+	c.wg.Wait()
+}
+
+// Abort drops the connection without leaving, as a crashed client would.
+func (c *Client) Abort() {
+	c.stop()
+	c.conn.CloseNow()
+	_ = c.pub.Close()
+	_ = c.sub.Close()
+	c.wg.Wait()
+}
+
+var errClosed = errors.New("client: connection closed")

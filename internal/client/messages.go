@@ -1,0 +1,150 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	defer func() {
+		c.mu.Lock()
+		c.messages = append(c.messages, Message{Type: "closed"})
+		close(c.changed)
+		c.changed = make(chan struct{})
+		c.mu.Unlock()
+	}()
+	for {
+		_, data, err := c.conn.Read(c.ctx)
+		if err != nil {
+			return
+		}
+		var head struct {
+			Type   string `json:"type"`
+			Target string `json:"target"`
+		}
+		if err := json.Unmarshal(data, &head); err != nil {
+			c.log.Error("client: bad server message", "err", err)
+			continue
+		}
+		c.handle(head.Type, head.Target, data)
+		c.mu.Lock()
+		c.messages = append(c.messages, Message{Type: head.Type, Raw: data})
+		close(c.changed)
+		c.changed = make(chan struct{})
+		c.mu.Unlock()
+	}
+}
+
+func (c *Client) handle(typ, target string, data []byte) {
+	var err error
+	switch {
+	case typ == "offer" && target == room.TargetSubscriber:
+		err = c.onSubscriberOffer(data)
+	case typ == "answer" && target == room.TargetPublisher:
+		err = c.onPublisherAnswer(data)
+	case typ == "candidate":
+		err = c.onCandidate(target, data)
+	}
+	if err != nil {
+		c.log.Error("client: handling server message", "type", typ, "err", err)
+	}
+}
+
+func (c *Client) onSubscriberOffer(data []byte) error {
+	var m struct {
+		SDP    string                    `json:"sdp"`
+		Tracks map[string]room.TrackInfo `json:"tracks"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for _, t := range m.Tracks {
+		c.subTracks[t.SID] = t
+	}
+	c.mu.Unlock()
+	if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+		return err
+	}
+	answer, err := c.sub.CreateAnswer(nil)
+	if err != nil {
+		return err
+	}
+	if err := c.sub.SetLocalDescription(answer); err != nil {
+		return err
+	}
+	return c.send(map[string]any{"type": "answer", "target": room.TargetSubscriber, "sdp": answer.SDP})
+}
+
+func (c *Client) onPublisherAnswer(data []byte) error {
+	var m struct {
+		SDP    string           `json:"sdp"`
+		Tracks []room.TrackInfo `json:"tracks"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for _, t := range m.Tracks {
+		c.pubSIDs[t.TrackID] = t.SID
+	}
+	c.mu.Unlock()
+	err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
+	select {
+	case c.answerCh <- m.SDP:
+	default:
+	}
+	return err
+}
+
+func (c *Client) onCandidate(target string, data []byte) error {
+	var m struct {
+		Candidate *webrtc.ICECandidateInit `json:"candidate"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil || m.Candidate == nil {
+		return err
+	}
+	pc := c.pub
+	if target == room.TargetSubscriber {
+		pc = c.sub
+	}
+	return pc.AddICECandidate(*m.Candidate)
+}
+
+// Messages returns a copy of every message received so far.
+func (c *Client) Messages() []Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Message(nil), c.messages...)
+}
+
+// WaitFor returns the first message (received before or after the call)
+// that matches, or an error when ctx ends or the connection closes.
+func (c *Client) WaitFor(ctx context.Context, match func(Message) bool) (Message, error) {
+	seen := 0
+	for {
+		c.mu.Lock()
+		msgs, changed := c.messages[seen:], c.changed
+		seen = len(c.messages)
+		c.mu.Unlock()
+		for _, m := range msgs {
+			if match(m) {
+				return m, nil
+			}
+			if m.Type == "closed" {
+				return Message{}, errClosed
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return Message{}, fmt.Errorf("client: waiting for a message: %w", ctx.Err())
+		case <-changed:
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// Publish adds local tracks with their sources (camera, microphone, ...),
+// negotiates the publisher connection and waits for the server's answer.
+func (c *Client) Publish(ctx context.Context, tracks map[webrtc.TrackLocal]string) error {
+	for t, source := range tracks {
+		sender, err := c.pub.AddTrack(t)
+		if err != nil {
+			return fmt.Errorf("client: add track: %w", err)
+		}
+		c.mu.Lock()
+		c.sources[t.ID()] = source
+		c.mu.Unlock()
+		go drainRTCP(sender)
+	}
+	return c.negotiate(ctx)
+}
+
+func drainRTCP(s *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := s.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+func (c *Client) negotiate(ctx context.Context) error {
+	offer, err := c.pub.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	if err := c.pub.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	metas := make([]room.TrackMeta, 0, len(c.sources))
+	for id, source := range c.sources {
+		metas = append(metas, room.TrackMeta{TrackID: id, Source: source})
+	}
+	c.mu.Unlock()
+	if err := c.send(map[string]any{"type": "offer", "target": room.TargetPublisher, "sdp": offer.SDP, "tracks": metas}); err != nil {
+		return err
+	}
+	select {
+	case <-c.answerCh:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("client: waiting for the publisher answer: %w", ctx.Err())
+	}
+}
+
+// TrackSID returns the server's sid of a published track, by its local id.
+func (c *Client) TrackSID(localID string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pubSIDs[localID]
+}
+
+// SID is this participant's server id.
+func (c *Client) SID() string { return c.Joined.Participant.SID }

@@ -1,0 +1,128 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// SynthConfig describes synthetic media. The SFU does not decode, so the
+// content is filler, but packets are valid RTP with real VP8 payload
+// descriptors, so its keyframe logic works. Every payload carries its send
+// time (unix nanos, 8 bytes after the codec header) so receivers can measure
+// one-way latency on loopback.
+type SynthConfig struct {
+	Video            bool
+	FPS              int           // video frames per second
+	BitrateBPS       int           // video bitrate
+	KeyframeInterval time.Duration // video keyframe period
+	// Audio: one 20 ms Opus-sized packet every 20 ms.
+	AudioPayload int
+}
+
+// NewSynthTrack returns a local track for synthetic VP8 video or Opus audio.
+func NewSynthTrack(video bool, id, streamID string) (*webrtc.TrackLocalStaticRTP, error) {
+	capability := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	if video {
+		capability = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	}
+	return webrtc.NewTrackLocalStaticRTP(capability, id, streamID)
+}
+
+// vp8HeaderLen is the VP8 payload descriptor (1 byte) plus the first byte of
+// the VP8 frame header, whose low bit tells key from delta frames.
+const vp8HeaderLen = 2
+
+// SendSynth writes synthetic media to track until ctx ends. It returns how
+// many packets it wrote.
+func SendSynth(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg SynthConfig) (int, error) {
+	if cfg.Video {
+		return sendVideo(ctx, track, cfg)
+	}
+	return sendAudio(ctx, track, cfg)
+}
+
+func sendAudio(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg SynthConfig) (int, error) {
+	size := max(cfg.AudioPayload, 16)
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}}
+	payload := make([]byte, size)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	sent := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return sent, nil
+		case <-t.C:
+		}
+		binary.BigEndian.PutUint64(payload[1:], uint64(time.Now().UnixNano()))
+		pkt.Payload = payload
+		if err := track.WriteRTP(pkt); err != nil {
+			return sent, fmt.Errorf("write audio: %w", err)
+		}
+		sent++
+		pkt.SequenceNumber++
+		pkt.Timestamp += 960
+	}
+}
+
+func sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg SynthConfig) (int, error) {
+	fps := max(cfg.FPS, 1)
+	frameBytes := max(cfg.BitrateBPS/8/fps, 100)
+	const maxPayload = 1100
+	keyEvery := max(int(cfg.KeyframeInterval.Seconds()*float64(fps)), 1)
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}}
+	buf := make([]byte, maxPayload)
+	t := time.NewTicker(time.Second / time.Duration(fps))
+	defer t.Stop()
+	sent := 0
+	for frame := 0; ; frame++ {
+		select {
+		case <-ctx.Done():
+			return sent, nil
+		case <-t.C:
+		}
+		key := frame%keyEvery == 0
+		remaining := frameBytes
+		for first := true; remaining > 0; first = false {
+			n := min(remaining, maxPayload)
+			n = max(n, vp8HeaderLen+8)
+			remaining -= n
+			payload := buf[:n]
+			payload[0] = 0 // VP8 descriptor: continuation of a partition
+			if first {
+				payload[0] = 0x10 // S: start of partition 0
+			}
+			payload[1] = 0x01 // VP8 frame tag: P bit set, a delta frame
+			if key {
+				payload[1] = 0x00
+			}
+			binary.BigEndian.PutUint64(payload[vp8HeaderLen:], uint64(time.Now().UnixNano()))
+			pkt.Payload = payload
+			pkt.Marker = remaining <= 0
+			if err := track.WriteRTP(pkt); err != nil {
+				return sent, fmt.Errorf("write video: %w", err)
+			}
+			sent++
+			pkt.SequenceNumber++
+		}
+		pkt.Timestamp += uint32(90000 / fps)
+	}
+}
+
+// SentAt returns the send time stamped in a synthetic payload.
+func SentAt(video bool, payload []byte) (time.Time, bool) {
+	off := 1
+	if video {
+		off = vp8HeaderLen
+	}
+	if len(payload) < off+8 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(payload[off:]))), true
+}
