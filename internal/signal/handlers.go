@@ -46,6 +46,7 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 	}
 	s.sid, s.media = info.SID, media
 	s.rm.Store(r)
+	s.joined.Store(true)
 	if others == nil {
 		others = []room.ParticipantInfo{}
 	}

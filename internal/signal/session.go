@@ -3,7 +3,6 @@ package signal
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -37,7 +36,8 @@ type session struct {
 	cancel  context.CancelFunc
 	closing sync.Once
 
-	rm atomic.Pointer[room.Room] // set once joined
+	rm     atomic.Pointer[room.Room] // set once joined
+	joined atomic.Bool
 
 	// reader
 	sid        string
@@ -71,16 +71,19 @@ func (s *session) run(parent context.Context) {
 }
 
 func (s *session) readLoop(ctx context.Context) {
-	joinCtx, joinCancel := context.WithTimeout(ctx, s.h.cfg.JoinTimeout)
-	defer joinCancel()
-	for {
-		readCtx := ctx
-		if s.media == nil {
-			readCtx = joinCtx
+	// A client that does not join in time is closed with a reason; a read
+	// deadline would make the library drop the connection without one.
+	joinTimer := time.AfterFunc(s.h.cfg.JoinTimeout, func() {
+		if !s.joined.Load() {
+			s.log.Info("client did not join in time")
+			s.conn.Close(websocket.StatusPolicyViolation, "join timeout")
 		}
-		typ, data, err := s.conn.Read(readCtx)
+	})
+	defer joinTimer.Stop()
+	for {
+		typ, data, err := s.conn.Read(ctx)
 		if err != nil {
-			s.logReadError(err, joinCtx)
+			s.logReadError(err)
 			return
 		}
 		s.h.messages.Inc()
@@ -105,11 +108,8 @@ func (s *session) readLoop(ctx context.Context) {
 	}
 }
 
-func (s *session) logReadError(err error, joinCtx context.Context) {
+func (s *session) logReadError(err error) {
 	switch {
-	case errors.Is(joinCtx.Err(), context.DeadlineExceeded) && s.media == nil:
-		s.log.Info("client did not join in time")
-		s.conn.Close(websocket.StatusPolicyViolation, "join timeout")
 	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
 		s.h.countError("too_large")
 		s.log.Info("client sent an oversized message", "limit", s.h.cfg.MaxMessageBytes)

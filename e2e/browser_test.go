@@ -1,0 +1,565 @@
+// Package e2e runs the real web app (web/) in headless Chromium against an
+// in-process Quartet server. Everything stays on 127.0.0.1: the server binds
+// random loopback ports, its ICE is loopback-only (the default config), and
+// Chromium is allowed loopback candidates.
+//
+// Run with: go test -race -count=1 -v ./e2e/
+// The browser is QUARTET_CHROMIUM, else /usr/bin/chromium, else chromium in
+// PATH. Without one the tests skip, except with CI=true where they fail.
+// QUARTET_TEST_LOG=1 prints the server's debug log.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/quartet-rtc/quartet/internal/config"
+	"github.com/quartet-rtc/quartet/internal/server"
+	"github.com/quartet-rtc/quartet/web"
+)
+
+// Deadlines are generous failure bounds for a loaded 2-core machine running
+// the server under -race, not performance assertions.
+const (
+	joinTimeout  = 30 * time.Second
+	mediaTimeout = 45 * time.Second
+	uiTimeout    = 15 * time.Second
+	evalTimeout  = 10 * time.Second // one round trip to a tab
+	pollInterval = 250 * time.Millisecond
+)
+
+// ================================================================ server
+
+func testLogger() *slog.Logger {
+	if os.Getenv("QUARTET_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startServer runs a dev-mode server with the default config on random
+// loopback ports until the test ends. It returns the base URL.
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Room.EmptyTimeout = 100 * time.Millisecond
+	cfg.HTTP.ShutdownTimeout = 3 * time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, testLogger(), server.Options{Version: "test", Web: web.FS, HTTPListener: ln, UDPConn: udp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server run: %v", err)
+		}
+	})
+	return srv.URL()
+}
+
+// =============================================================== browser
+
+// chromiumPath finds the browser, or skips the test (fails it on CI, where a
+// silently skipped end-to-end test would hide a broken setup).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("QUARTET_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("QUARTET_CHROMIUM=%s: %v", p, err)
+		}
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	const msg = "chromium not found (set QUARTET_CHROMIUM, or install it: apt-get install -y chromium)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// lockedBuffer collects the browser's stdout and stderr.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startBrowser launches headless Chromium with a fresh profile and returns
+// the browser's chromedp context. Tabs are made from it with openPage.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	execPath := chromiumPath(t)
+	// Made before the browser's cleanup is registered, so it is removed
+	// after the browser has exited.
+	profile := t.TempDir()
+	output := &lockedBuffer{}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(execPath),
+		chromedp.UserDataDir(profile),
+		chromedp.CombinedOutput(output),
+		chromedp.Flag("headless", "new"),
+		chromedp.Flag("no-sandbox", true), // containers and root have no user namespaces
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		// Fake camera and microphone, granted without a prompt.
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		// The server only offers loopback candidates.
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		// Real host candidates rather than mDNS names the server cannot resolve.
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		// Close gracefully, but never wait long for it.
+		ctx, cancel := context.WithTimeout(browserCtx, 10*time.Second)
+		defer cancel()
+		_ = chromedp.Cancel(ctx)
+		cancelBrowser()
+		cancelAlloc()
+		if t.Failed() {
+			t.Logf("chromium output (tail):\n%s", tail(output.String(), 4000))
+		}
+	})
+	// The first Run starts the browser; it must not have a timeout (that
+	// would bound the browser's life), so startup is bounded by chromedp's
+	// own websocket/pipe read timeout.
+	if err := chromedp.Do(browserCtx); err != nil {
+		t.Fatalf("start chromium (%s): %v\n%s", execPath, err, tail(output.String(), 4000))
+	}
+	return browserCtx
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
+
+// smallVideoScript asks the fake camera for a small, slow video instead of
+// the app's 1280x720@30: a 2-core machine encodes and decodes it in several
+// tabs at once, and the test is about media flowing, not quality.
+const smallVideoScript = `(() => {
+  const md = navigator.mediaDevices;
+  if (!md || !md.getUserMedia) return;
+  const getUserMedia = md.getUserMedia.bind(md);
+  md.getUserMedia = (constraints) => {
+    if (constraints && constraints.video) {
+      constraints = { ...constraints, video: { width: { ideal: 320 }, height: { ideal: 180 }, frameRate: { ideal: 15 } } };
+    }
+    return getUserMedia(constraints);
+  };
+})();`
+
+// ================================================================== pages
+
+// browserPage is one tab of the app: one participant. Each tab has its own
+// sessionStorage, hence its own identity.
+type browserPage struct {
+	name string
+	ctx  context.Context
+
+	mu   sync.Mutex
+	logs []string // console messages and exceptions, printed on failure
+}
+
+// openPage opens a tab on the room page as name and records its console.
+func openPage(t *testing.T, browserCtx context.Context, baseURL, room, name string) *browserPage {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browserCtx)
+	t.Cleanup(cancel)
+	p := &browserPage{name: name, ctx: ctx}
+
+	// Subscribe before navigating so that no early message is lost; the
+	// goroutine ends when the tab's context is canceled.
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			p.addLog(m.String())
+		}
+	}()
+	// Registered after the tab's cancel, so it runs while the tab is open.
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.dump(t)
+		}
+	})
+
+	pageURL := fmt.Sprintf("%s/r/%s?name=%s", baseURL, url.PathEscape(room), url.QueryEscape(name))
+	addScript := chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tgt, page.AddScriptToEvaluateOnNewDocument,
+			page.AddScriptToEvaluateOnNewDocumentParams{Source: smallVideoScript})
+		return err
+	})
+	stepCtx, stepCancel := context.WithTimeout(ctx, joinTimeout)
+	defer stepCancel()
+	if err := chromedp.Do(stepCtx, addScript, chromedp.Navigate(pageURL)); err != nil {
+		t.Fatalf("%s: open %s: %v", name, pageURL, err)
+	}
+	return p
+}
+
+func (p *browserPage) addLog(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.logs = append(p.logs, line)
+}
+
+// dump logs the page's console and a snapshot of its state, for failures.
+func (p *browserPage) dump(t *testing.T) {
+	p.mu.Lock()
+	logs := strings.Join(p.logs, "\n  ")
+	p.mu.Unlock()
+	t.Logf("%s: console:\n  %s", p.name, logs)
+	snap, err := evalJS[string](p, snapshotJS)
+	if err != nil {
+		t.Logf("%s: snapshot: %v", p.name, err)
+		return
+	}
+	t.Logf("%s: snapshot: %s", p.name, snap)
+}
+
+// snapshotJS describes what a page shows and what the SDK knows.
+const snapshotJS = `(() => {
+  const room = window.quartet && window.quartet.room;
+  const banner = document.getElementById('banner');
+  return JSON.stringify({
+    state: document.body.dataset.state,
+    connection: document.getElementById('connection-state').textContent,
+    banner: banner && !banner.hidden ? document.getElementById('banner-text').textContent : '',
+    self: room && room.localParticipant ? room.localParticipant.sid : null,
+    ice: room ? { publisher: room.publisherPC && room.publisherPC.iceConnectionState,
+                  subscriber: room.subscriberPC && room.subscriberPC.iceConnectionState } : null,
+    participants: room ? [...room.participants.values()].map((p) => ({ sid: p.sid, name: p.name,
+      tracks: p.tracks.map((t) => t.source + (t.muted ? '(muted)' : '')) })) : [],
+    remoteTracks: room ? room.remoteTracks.map((r) => ({ mid: r.mid, participantSid: r.participantSid,
+      kind: r.kind, readyState: r.track.readyState, muted: r.track.muted })) : [],
+    tiles: [...document.querySelectorAll('.tile')].map((t) => (t.dataset.participantSid || '?') + '/' + (t.dataset.source || 'main')),
+  });
+})()`
+
+// evalJS evaluates expr in the page (awaiting a promise if it returns one)
+// and decodes the result.
+func evalJS[T any](p *browserPage, expr string) (T, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, evalTimeout)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+// waitJS polls a boolean expression until it is true. Evaluation errors
+// (for instance while the page is still loading) are retried and reported
+// if the deadline passes.
+func waitJS(t *testing.T, p *browserPage, timeout time.Duration, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for {
+		ok, err := evalJS[bool](p, expr)
+		if err == nil && ok {
+			return
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: timed out after %v waiting for %s (last error: %v)", p.name, timeout, what, lastErr)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// click sends a real mouse click to the element matching a CSS selector.
+func click(t *testing.T, p *browserPage, selector string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, uiTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(selector))); err != nil {
+		t.Fatalf("%s: click %s: %v", p.name, selector, err)
+	}
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// waitJoined waits until the app reports it joined, and returns the local
+// participant's sid.
+func waitJoined(t *testing.T, p *browserPage) string {
+	t.Helper()
+	waitJS(t, p, joinTimeout, "body[data-state=joined]", `document.body.dataset.state === 'joined'`)
+	sid, err := evalJS[string](p, `window.quartet.room.localParticipant.sid`)
+	if err != nil || sid == "" {
+		t.Fatalf("%s: local participant sid: %q, %v", p.name, sid, err)
+	}
+	return sid
+}
+
+// joinAll opens one page per name in room and waits until each has joined.
+// It returns the pages and each page's participant sid.
+func joinAll(t *testing.T, baseURL, room string, names ...string) ([]*browserPage, map[*browserPage]string) {
+	t.Helper()
+	browserCtx := startBrowser(t)
+	var pages []*browserPage
+	for _, name := range names {
+		pages = append(pages, openPage(t, browserCtx, baseURL, room, name))
+	}
+	sids := map[*browserPage]string{}
+	for _, p := range pages {
+		sids[p] = waitJoined(t, p)
+		t.Logf("%s joined as %s", p.name, sids[p])
+	}
+	return pages, sids
+}
+
+// ================================================================== media
+
+// mediaStatsJS sums the subscriber connection's inbound-rtp stats per
+// publishing participant. An inbound-rtp stat names its transceiver's mid,
+// and the SDK's remoteTracks map each mid to a participant (from the
+// server's mid -> track map in the subscriber offer), so mid is the key;
+// trackIdentifier is the fallback for a stat without mid.
+const mediaStatsJS = `(async () => {
+  const room = window.quartet && window.quartet.room;
+  const out = { video: {}, audio: {}, unmapped: [] };
+  if (!room || !room.subscriberPC) return out;
+  const byMid = new Map(), byTrackId = new Map();
+  for (const rt of room.remoteTracks) {
+    byMid.set(rt.mid, rt.participantSid);
+    byTrackId.set(rt.track.id, rt.participantSid);
+  }
+  const stats = await room.subscriberPC.getStats();
+  stats.forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    const sid = (s.mid != null && byMid.get(s.mid)) || byTrackId.get(s.trackIdentifier);
+    if (!sid) { out.unmapped.push(s.kind + ' mid=' + s.mid); return; }
+    if (s.kind === 'video') {
+      out.video[sid] = (out.video[sid] || 0) + (s.framesDecoded || 0);
+    } else if (s.kind === 'audio') {
+      out.audio[sid] = (out.audio[sid] || 0) + Math.max(s.packetsReceived || 0, s.totalSamplesReceived || 0);
+    }
+  });
+  return out;
+})()`
+
+type mediaStats struct {
+	Video    map[string]float64 `json:"video"`    // participant sid -> frames decoded
+	Audio    map[string]float64 `json:"audio"`    // participant sid -> packets (or samples) received
+	Unmapped []string           `json:"unmapped"` // inbound-rtp stats of no known remote track
+}
+
+// checkMedia reports whether the page gets video frames and audio from every
+// sid in others and from nobody else. wrong is set for a result that waiting
+// cannot fix (media attributed to someone who should not send it).
+func checkMedia(st mediaStats, others []string) (ok bool, wrong bool, why string) {
+	for sid, n := range st.Video {
+		if n > 0 && !slices.Contains(others, sid) {
+			return false, true, fmt.Sprintf("decodes video from unexpected participant %s (expected only %v)", sid, others)
+		}
+	}
+	for sid, n := range st.Audio {
+		if n > 0 && !slices.Contains(others, sid) {
+			return false, true, fmt.Sprintf("receives audio from unexpected participant %s (expected only %v)", sid, others)
+		}
+	}
+	var missing []string
+	for _, sid := range others {
+		if st.Video[sid] <= 0 {
+			missing = append(missing, "video from "+sid)
+		}
+		if st.Audio[sid] <= 0 {
+			missing = append(missing, "audio from "+sid)
+		}
+	}
+	if len(missing) > 0 {
+		return false, false, fmt.Sprintf("missing %s (video=%v audio=%v unmapped=%v)",
+			strings.Join(missing, ", "), st.Video, st.Audio, st.Unmapped)
+	}
+	return true, false, fmt.Sprintf("video=%v audio=%v", st.Video, st.Audio)
+}
+
+// othersOf lists the sids of every page except p.
+func othersOf(p *browserPage, sids map[*browserPage]string) []string {
+	var others []string
+	for q, sid := range sids {
+		if q != p {
+			others = append(others, sid)
+		}
+	}
+	slices.Sort(others)
+	return others
+}
+
+// waitForMedia polls every page's stats, under one shared deadline, until
+// each decodes video and receives audio from exactly the other pages.
+func waitForMedia(t *testing.T, pages []*browserPage, sids map[*browserPage]string) {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(mediaTimeout)
+	status := map[string]string{}
+	done := map[*browserPage]bool{}
+	for {
+		for _, p := range pages {
+			if done[p] {
+				continue
+			}
+			st, err := evalJS[mediaStats](p, mediaStatsJS)
+			if err != nil {
+				status[p.name] = "getStats: " + err.Error()
+				continue
+			}
+			ok, wrong, why := checkMedia(st, othersOf(p, sids))
+			if wrong {
+				t.Fatalf("%s: %s", p.name, why)
+			}
+			status[p.name] = why
+			if ok {
+				done[p] = true
+				t.Logf("%s: media from both others after %v: %s", p.name, time.Since(start).Round(time.Millisecond), why)
+			}
+		}
+		if len(done) == len(pages) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for media on every page: %v", mediaTimeout, status)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// ================================================================== tests
+
+// TestBrowserGroupCall: three browser tabs join one room, each decodes video
+// and receives audio from exactly the two others, then one leaves and the
+// two others drop her tile and list entry.
+func TestBrowserGroupCall(t *testing.T) {
+	baseURL := startServer(t)
+	pages, sids := joinAll(t, baseURL, "e2e-group", "Alice", "Bob", "Carol")
+	alice, bob, carol := pages[0], pages[1], pages[2]
+
+	// Each page shows one tile per other participant.
+	for _, p := range pages {
+		waitJS(t, p, uiTimeout, "2 participant tiles",
+			`document.querySelectorAll('.tile:not([data-source="screen"])').length === 2`)
+	}
+
+	waitForMedia(t, pages, sids)
+
+	click(t, carol, "#leave-btn")
+	waitJS(t, carol, uiTimeout, "body[data-state=left]", `document.body.dataset.state === 'left'`)
+
+	carolSid := jsString(sids[carol])
+	gone := fmt.Sprintf(`(() => {
+  const sid = %s;
+  const tile = [...document.querySelectorAll('.tile')].some((el) => el.dataset.participantSid === sid);
+  const listed = [...document.querySelectorAll('#participant-list > li')].some((el) => el.dataset.participantSid === sid);
+  const tiles = document.querySelectorAll('.tile:not([data-source="screen"])').length;
+  return !tile && !listed && tiles === 1;
+})()`, carolSid)
+	for _, p := range []*browserPage{alice, bob} {
+		waitJS(t, p, uiTimeout, "Carol's tile and list entry to go (one tile left)", gone)
+	}
+	// The one tile left is the other remaining participant's.
+	waitJS(t, alice, uiTimeout, "Bob's tile", fmt.Sprintf(
+		`!!document.querySelector('.tile[data-participant-sid=' + CSS.escape(%s) + ']')`, jsString(sids[bob])))
+	waitJS(t, bob, uiTimeout, "Alice's tile", fmt.Sprintf(
+		`!!document.querySelector('.tile[data-participant-sid=' + CSS.escape(%s) + ']')`, jsString(sids[alice])))
+}
+
+// TestBrowserChatAndMute: a chat message from Alice reaches Bob, and Alice
+// muting (then unmuting) her microphone shows on Bob's participant list and
+// on her tile.
+func TestBrowserChatAndMute(t *testing.T) {
+	baseURL := startServer(t)
+	pages, sids := joinAll(t, baseURL, "e2e-chat", "Alice", "Bob")
+	alice, bob := pages[0], pages[1]
+
+	const text = "hello from Alice <b>not bold</b>"
+	ctx, cancel := context.WithTimeout(alice.ctx, uiTimeout)
+	err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#chat-input"), text),
+		chromedp.Click(chromedp.CSS(`#chat-form button[type="submit"]`)))
+	cancel()
+	if err != nil {
+		t.Fatalf("Alice: send chat: %v", err)
+	}
+	// The text must arrive as text, attributed to Alice.
+	received := fmt.Sprintf(`[...document.querySelectorAll('#chat-messages .chat-message')].some((m) =>
+  m.dataset.participantSid === %s && m.querySelector('.chat-text').textContent === %s &&
+  !m.querySelector('.chat-text b'))`, jsString(sids[alice]), jsString(text))
+	waitJS(t, bob, uiTimeout, "Alice's chat message", received)
+	// The server echoes it to the sender, which shows it as her own.
+	waitJS(t, alice, uiTimeout, "own chat echo", received+` && !!document.querySelector('#chat-messages .chat-message.own')`)
+
+	micState := func(muted bool) string {
+		return fmt.Sprintf(`(() => {
+  const sid = %s, want = %q;
+  const item = [...document.querySelectorAll('#participant-list > li')].find((el) => el.dataset.participantSid === sid);
+  const tile = [...document.querySelectorAll('.tile')].find((el) => el.dataset.participantSid === sid && el.dataset.source !== 'screen');
+  return !!item && item.dataset.micMuted === want && !!tile && tile.dataset.micMuted === want;
+})()`, jsString(sids[alice]), fmt.Sprint(muted))
+	}
+	// Alice's microphone is published and live before she mutes it.
+	waitJS(t, bob, joinTimeout, "Alice's mic shown unmuted", micState(false))
+
+	click(t, alice, "#mic-btn")
+	waitJS(t, alice, uiTimeout, "own mic button muted", `document.getElementById('mic-btn').dataset.muted === 'true'`)
+	waitJS(t, bob, uiTimeout, "Alice's mic shown muted", micState(true))
+
+	click(t, alice, "#mic-btn")
+	waitJS(t, bob, uiTimeout, "Alice's mic shown unmuted again", micState(false))
+}

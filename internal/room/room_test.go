@@ -1,0 +1,152 @@
+package room
+
+import (
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fakeParticipant records what the room sends it.
+type fakeParticipant struct {
+	mu     sync.Mutex
+	events []Event
+	closed string
+}
+
+func (f *fakeParticipant) Deliver(ev Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, ev)
+}
+
+func (f *fakeParticipant) Close(reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = reason
+}
+
+func (f *fakeParticipant) types() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, ev := range f.events {
+		out = append(out, ev.EventType())
+	}
+	return out
+}
+
+func newTestManager(max int, empty time.Duration) *Manager {
+	return NewManager(Config{EmptyTimeout: empty, MaxParticipants: max},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+}
+
+func join(t *testing.T, m *Manager, roomName, identity string) (*Room, *fakeParticipant, ParticipantInfo) {
+	t.Helper()
+	p := &fakeParticipant{}
+	info := ParticipantInfo{SID: NewSID("PA_"), Identity: identity, Name: identity}
+	r, _, err := m.Join(roomName, p, info)
+	if err != nil {
+		t.Fatalf("join %s: %v", identity, err)
+	}
+	return r, p, info
+}
+
+func TestJoinLeaveEvents(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(10, time.Hour)
+	r, alice, aliceInfo := join(t, m, "r", "alice")
+	_, bob, bobInfo := join(t, m, "r", "bob")
+	if got := alice.types(); len(got) != 1 || got[0] != "participant_joined" {
+		t.Fatalf("alice got %v, want one participant_joined", got)
+	}
+	if got := bob.types(); len(got) != 0 {
+		t.Fatalf("bob got %v about himself", got)
+	}
+	track := TrackInfo{SID: "TR_1", ParticipantSID: bobInfo.SID, Kind: "audio", Source: SourceMicrophone}
+	r.AddTrack(track)
+	if !r.SetMuted(bobInfo.SID, "TR_1", true) || r.SetMuted(bobInfo.SID, "TR_2", true) {
+		t.Fatal("SetMuted should accept bob's track and refuse an unknown one")
+	}
+	r.Chat(aliceInfo.SID, "hi")
+	m.Leave(r, bobInfo.SID)
+	want := []string{"participant_joined", "track_published", "mute_changed", "chat", "participant_left"}
+	if got := alice.types(); len(got) != len(want) {
+		t.Fatalf("alice got %v, want %v", got, want)
+	}
+	if ps := r.Participants(); len(ps) != 1 || ps[0].Identity != "alice" {
+		t.Fatalf("participants = %v", ps)
+	}
+}
+
+func TestDuplicateIdentityReplacesOlder(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(10, time.Hour)
+	_, first, _ := join(t, m, "r", "alice")
+	r, _, _ := join(t, m, "r", "alice")
+	if first.closed != ReasonDuplicateIdentity {
+		t.Fatalf("older session closed with %q, want %q", first.closed, ReasonDuplicateIdentity)
+	}
+	if n := len(r.Participants()); n != 1 {
+		t.Fatalf("%d participants, want 1", n)
+	}
+}
+
+func TestRoomFull(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(2, time.Hour)
+	join(t, m, "r", "a")
+	join(t, m, "r", "b")
+	if _, _, err := m.Join("r", &fakeParticipant{}, ParticipantInfo{SID: "PA_x", Identity: "c"}); err != ErrRoomFull {
+		t.Fatalf("third join: %v, want ErrRoomFull", err)
+	}
+}
+
+func TestEmptyRoomClosesAfterTimeout(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(10, 50*time.Millisecond)
+	r, _, info := join(t, m, "r", "a")
+	m.Leave(r, info.SID)
+	if m.Get("r") == nil {
+		t.Fatal("room closed at once; it should wait for the empty timeout")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Get("r") != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("empty room was never closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRejoinCancelsEmptyTimeout(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(10, 50*time.Millisecond)
+	r, _, info := join(t, m, "r", "a")
+	m.Leave(r, info.SID)
+	r2, _, _ := join(t, m, "r", "b")
+	time.Sleep(150 * time.Millisecond)
+	if m.Get("r") != r2 || r2 != r {
+		t.Fatal("a room with a participant was closed")
+	}
+}
+
+func TestRemoveAndCloseRoom(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(10, time.Hour)
+	join(t, m, "r", "a")
+	_, b, _ := join(t, m, "r", "b")
+	if !m.Remove("r", "b") || b.closed != ReasonRemoved {
+		t.Fatalf("remove: closed=%q", b.closed)
+	}
+	if m.Remove("r", "b") || m.Remove("nope", "a") {
+		t.Fatal("removing a missing participant reported success")
+	}
+	_, c, _ := join(t, m, "r", "c")
+	if !m.CloseRoom("r", ReasonRoomClosed) || c.closed != ReasonRoomClosed || m.Get("r") != nil {
+		t.Fatal("close room did not close everyone")
+	}
+}
