@@ -128,19 +128,27 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// startBrowser launches headless Chromium with a fresh profile and returns
-// the browser's chromedp context. Tabs are made from it with openPage.
-func startBrowser(t *testing.T) context.Context {
+// browser is one headless Chromium; its tabs are the participants.
+type browser struct {
+	ctx    context.Context
+	output *lockedBuffer // Chromium's stdout and stderr
+	pages  []*browserPage
+}
+
+// startBrowser launches headless Chromium with a fresh profile. At the end
+// of the test it dumps every page if the test failed (while all pages are
+// still open, so each snapshot shows the full room), then closes the browser.
+func startBrowser(t *testing.T) *browser {
 	t.Helper()
 	execPath := chromiumPath(t)
 	// Made before the browser's cleanup is registered, so it is removed
 	// after the browser has exited.
 	profile := t.TempDir()
-	output := &lockedBuffer{}
+	b := &browser{output: &lockedBuffer{}}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(execPath),
 		chromedp.UserDataDir(profile),
-		chromedp.CombinedOutput(output),
+		chromedp.CombinedOutput(b.output),
 		chromedp.Flag("headless", "new"),
 		chromedp.Flag("no-sandbox", true), // containers and root have no user namespaces
 		chromedp.Flag("disable-gpu", true),
@@ -160,24 +168,31 @@ func startBrowser(t *testing.T) context.Context {
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	b.ctx = browserCtx
 	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range b.pages {
+				p.dump(t)
+			}
+			t.Logf("chromium output (tail):\n%s", tail(b.output.String(), 3000))
+		}
+		for _, p := range b.pages {
+			p.close()
+		}
 		// Close gracefully, but never wait long for it.
 		ctx, cancel := context.WithTimeout(browserCtx, 10*time.Second)
 		defer cancel()
 		_ = chromedp.Cancel(ctx)
 		cancelBrowser()
 		cancelAlloc()
-		if t.Failed() {
-			t.Logf("chromium output (tail):\n%s", tail(output.String(), 4000))
-		}
 	})
 	// The first Run starts the browser; it must not have a timeout (that
 	// would bound the browser's life), so startup is bounded by chromedp's
-	// own websocket/pipe read timeout.
+	// own read timeout for the browser's first answer.
 	if err := chromedp.Do(browserCtx); err != nil {
-		t.Fatalf("start chromium (%s): %v\n%s", execPath, err, tail(output.String(), 4000))
+		t.Fatalf("start chromium (%s): %v\n%s", execPath, err, tail(b.output.String(), 3000))
 	}
-	return browserCtx
+	return b
 }
 
 func tail(s string, n int) string {
@@ -207,19 +222,22 @@ const smallVideoScript = `(() => {
 // browserPage is one tab of the app: one participant. Each tab has its own
 // sessionStorage, hence its own identity.
 type browserPage struct {
-	name string
-	ctx  context.Context
+	name  string
+	ctx   context.Context
+	close context.CancelFunc
 
 	mu   sync.Mutex
 	logs []string // console messages and exceptions, printed on failure
 }
 
 // openPage opens a tab on the room page as name and records its console.
-func openPage(t *testing.T, browserCtx context.Context, baseURL, room, name string) *browserPage {
+// The tab lives until the browser closes.
+func (b *browser) openPage(t *testing.T, baseURL, room, name string) *browserPage {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browserCtx)
-	t.Cleanup(cancel)
-	p := &browserPage{name: name, ctx: ctx}
+	// The browser's cleanup closes the tab, after dumping it on failure.
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	p := &browserPage{name: name, ctx: ctx, close: cancel}
+	b.pages = append(b.pages, p)
 
 	// Subscribe before navigating so that no early message is lost; the
 	// goroutine ends when the tab's context is canceled.
@@ -229,15 +247,13 @@ func openPage(t *testing.T, browserCtx context.Context, baseURL, room, name stri
 			if err != nil {
 				return
 			}
-			p.addLog(m.String())
+			line := m.String()
+			if m.URL != "" {
+				line += fmt.Sprintf(" (%s:%d)", m.URL, m.Line+1)
+			}
+			p.addLog(line)
 		}
 	}()
-	// Registered after the tab's cancel, so it runs while the tab is open.
-	t.Cleanup(func() {
-		if t.Failed() {
-			p.dump(t)
-		}
-	})
 
 	pageURL := fmt.Sprintf("%s/r/%s?name=%s", baseURL, url.PathEscape(room), url.QueryEscape(name))
 	addScript := chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
@@ -352,10 +368,10 @@ func waitJoined(t *testing.T, p *browserPage) string {
 // It returns the pages and each page's participant sid.
 func joinAll(t *testing.T, baseURL, room string, names ...string) ([]*browserPage, map[*browserPage]string) {
 	t.Helper()
-	browserCtx := startBrowser(t)
+	b := startBrowser(t)
 	var pages []*browserPage
 	for _, name := range names {
-		pages = append(pages, openPage(t, browserCtx, baseURL, room, name))
+		pages = append(pages, b.openPage(t, baseURL, room, name))
 	}
 	sids := map[*browserPage]string{}
 	for _, p := range pages {
@@ -510,8 +526,16 @@ func TestBrowserGroupCall(t *testing.T) {
   const tiles = document.querySelectorAll('.tile:not([data-source="screen"])').length;
   return !tile && !listed && tiles === 1;
 })()`, carolSid)
+	// Her media goes too: the server renegotiates her tracks away and the
+	// app drops their <audio> elements.
+	mediaGone := fmt.Sprintf(`(() => {
+  const sid = %s;
+  const audio = [...document.querySelectorAll('#audio-sink audio')].some((el) => el.dataset.participantSid === sid);
+  return !audio && window.quartet.room.remoteTracks.every((rt) => rt.participantSid !== sid);
+})()`, carolSid)
 	for _, p := range []*browserPage{alice, bob} {
 		waitJS(t, p, uiTimeout, "Carol's tile and list entry to go (one tile left)", gone)
+		waitJS(t, p, uiTimeout, "Carol's remote tracks and audio element to go", mediaGone)
 	}
 	// The one tile left is the other remaining participant's.
 	waitJS(t, alice, uiTimeout, "Bob's tile", fmt.Sprintf(

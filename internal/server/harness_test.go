@@ -26,7 +26,8 @@ func TestMain(m *testing.M) {
 // testServer is an in-process Quartet on random loopback ports.
 type testServer struct {
 	*server.Server
-	cfg config.Config
+	cfg  config.Config
+	stop func() // shuts the server down and waits
 }
 
 func testLogger() *slog.Logger {
@@ -64,13 +65,15 @@ func startServer(t *testing.T, mutate func(*config.Config), wrap func(net.Packet
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
+	ts := &testServer{Server: srv, cfg: cfg}
+	ts.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("server run: %v", err)
 		}
 	})
-	return &testServer{Server: srv, cfg: cfg}
+	t.Cleanup(ts.stop)
+	return ts
 }
 
 func (s *testServer) wsURL() string { return "ws" + s.URL()[len("http"):] + "/ws" }

@@ -6,12 +6,12 @@ import "strings"
 // carries a keyframe, so that a new subscriber starts at a decodable frame.
 // It never panics on malformed payloads; it returns false for them.
 func IsKeyframe(mimeType string, payload []byte) bool {
-	switch strings.ToLower(mimeType) {
-	case "video/vp8":
+	switch { // EqualFold, not ToLower: this runs per packet and must not allocate
+	case strings.EqualFold(mimeType, "video/vp8"):
 		return vp8Keyframe(payload)
-	case "video/vp9":
+	case strings.EqualFold(mimeType, "video/vp9"):
 		return vp9Keyframe(payload)
-	case "video/h264":
+	case strings.EqualFold(mimeType, "video/h264"):
 		return h264Keyframe(payload)
 	default:
 		return false

@@ -77,18 +77,24 @@ func (u *UpTrack) run() {
 			pkt.release()
 			return
 		}
-		if err := pkt.parse(n); err != nil {
-			pkt.release()
-			continue
-		}
-		u.observe(pkt, n)
-		downs := *u.downs.Load()
-		pkt.retain(int32(len(downs)))
-		for _, d := range downs {
-			d.forward(pkt)
-		}
-		pkt.release()
+		u.fanOut(pkt, n)
 	}
+}
+
+// fanOut parses the packet in pkt.buf[:n] and forwards it to every down
+// track. It consumes the caller's reference to pkt.
+func (u *UpTrack) fanOut(pkt *packet, n int) {
+	if err := pkt.parse(n); err != nil {
+		pkt.release()
+		return
+	}
+	u.observe(pkt, n)
+	downs := *u.downs.Load()
+	pkt.retain(int32(len(downs)))
+	for _, d := range downs {
+		d.forward(pkt)
+	}
+	pkt.release()
 }
 
 // observe caches video packets and measures audio level. It runs before the

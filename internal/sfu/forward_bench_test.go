@@ -1,0 +1,235 @@
+package sfu
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// countingWriter stands in for a negotiated sender: it marshals each packet
+// as SRTP would need and counts it, but sends nothing.
+type countingWriter struct {
+	packets atomic.Int64
+	buf     []byte
+}
+
+func (w *countingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	n, err := h.MarshalTo(w.buf)
+	if err != nil {
+		return 0, err
+	}
+	n += copy(w.buf[n:], payload)
+	w.packets.Add(1)
+	return n, nil
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// fakeBinding is the TrackLocalContext pion would pass when binding a track.
+type fakeBinding struct {
+	codec  webrtc.RTPCodecParameters
+	writer *countingWriter
+}
+
+func (f fakeBinding) CodecParameters() []webrtc.RTPCodecParameters {
+	return []webrtc.RTPCodecParameters{f.codec}
+}
+func (f fakeBinding) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
+func (f fakeBinding) SSRC() webrtc.SSRC                                      { return 1234 }
+func (f fakeBinding) SSRCRetransmission() webrtc.SSRC                        { return 0 }
+func (f fakeBinding) SSRCForwardErrorCorrection() webrtc.SSRC                { return 0 }
+func (f fakeBinding) WriteStream() webrtc.TrackLocalWriter                   { return f.writer }
+func (f fakeBinding) ID() string                                             { return "bench" }
+func (f fakeBinding) RTCPReader() interceptor.RTCPReader                     { return nil }
+
+var vp8Codec = webrtc.RTPCodecParameters{
+	RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
+	PayloadType:        96,
+}
+
+// fanOutFixture is one video up track with n subscribers, each with its own
+// writer goroutine, as in a room.
+type fanOutFixture struct {
+	up      *UpTrack
+	peers   []*Peer
+	writers []*countingWriter
+}
+
+func newFanOutFixture(tb testing.TB, n, queue int) *fanOutFixture {
+	tb.Helper()
+	pool := newPacketPool()
+	up := &UpTrack{info: room.TrackInfo{SID: "TR_up", ParticipantSID: "PA_pub", Kind: "video"},
+		video: true, codec: vp8Codec, cache: NewPacketCache(512), pool: pool}
+	up.downs.Store(&[]*DownTrack{})
+	up.lastKeyframeReq.Store(time.Now().Add(time.Hour).UnixNano()) // no PLI: there is no publisher
+	f := &fanOutFixture{up: up}
+	for i := range n {
+		p := &Peer{sid: fmt.Sprint("PA_", i), queue: make(chan queued, queue), done: make(chan struct{})}
+		d, err := newDownTrack(up, p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		w := &countingWriter{buf: make([]byte, maxPacketSize)}
+		if _, err := d.local.TrackLocalStaticRTP.Bind(fakeBinding{codec: vp8Codec, writer: w}); err != nil {
+			tb.Fatal(err)
+		}
+		up.addDown(d)
+		p.wg.Add(1)
+		go p.writeLoop()
+		f.peers, f.writers = append(f.peers, p), append(f.writers, w)
+	}
+	return f
+}
+
+func (f *fanOutFixture) close() {
+	for _, p := range f.peers {
+		close(p.done)
+		p.wg.Wait()
+	}
+}
+
+// send fans out one VP8 packet; every 30th starts a keyframe.
+func (f *fanOutFixture) send(tmpl []byte, seq uint16) {
+	pkt := getPacket(f.up.pool)
+	n := copy(pkt.buf[:], tmpl)
+	pkt.buf[2], pkt.buf[3] = byte(seq>>8), byte(seq)
+	pkt.buf[13] = 0x01 // delta frame
+	if seq%30 == 0 {
+		pkt.buf[13] = 0x00
+	}
+	f.up.fanOut(pkt, n)
+}
+
+func vp8Template(size int) []byte {
+	h := rtp.Header{Version: 2, PayloadType: 96, SSRC: 42, Timestamp: 1000}
+	b, _ := h.Marshal()
+	payload := make([]byte, size-len(b))
+	payload[0] = 0x10
+	return append(b, payload...)
+}
+
+func (f *fanOutFixture) delivered() int64 {
+	var total int64
+	for _, w := range f.writers {
+		total += w.packets.Load()
+	}
+	return total
+}
+
+// BenchmarkFanOut measures the SFU's forwarding path for one publisher to
+// N subscribers: parse, cache, keyframe logic, queueing, and the per
+// subscriber header rewrite and marshal; SRTP and the socket are left out
+// (see bench/ for the whole server). One op is one published packet.
+func BenchmarkFanOut(b *testing.B) {
+	for _, n := range []int{1, 10, 50, 200} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			f := newFanOutFixture(b, n, 4096)
+			defer f.close()
+			tmpl := vp8Template(1200)
+			f.send(tmpl, 0) // a keyframe opens every down track
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for i := range b.N {
+				f.send(tmpl, uint16(i+1))
+				if i%64 == 0 { // keep queues from overflowing: measure forwarding, not dropping
+					for f.queued() > 2048 {
+						time.Sleep(10 * time.Microsecond)
+					}
+				}
+			}
+			for f.queued() > 0 {
+				time.Sleep(10 * time.Microsecond)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(f.delivered())/elapsed.Seconds(), "fwd-pkts/s")
+			b.ReportMetric(float64(elapsed.Nanoseconds())/float64(f.delivered()), "ns/fwd-pkt")
+		})
+	}
+}
+
+func (f *fanOutFixture) queued() int {
+	most := 0
+	for _, p := range f.peers {
+		most = max(most, len(p.queue))
+	}
+	return most
+}
+
+func TestFanOutDeliversToEverySubscriber(t *testing.T) {
+	t.Parallel()
+	f := newFanOutFixture(t, 5, 1024)
+	tmpl := vp8Template(1000)
+	for i := range 300 {
+		f.send(tmpl, uint16(i))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.delivered() < 5*300 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	f.close()
+	for i, w := range f.writers {
+		if got := w.packets.Load(); got != 300 {
+			t.Errorf("subscriber %d got %d packets, want 300", i, got)
+		}
+	}
+}
+
+func TestFanOutWaitsForKeyframeAndDropsWhenFull(t *testing.T) {
+	t.Parallel()
+	f := newFanOutFixture(t, 1, 4)
+	// Stop the writer so the queue fills.
+	close(f.peers[0].done)
+	f.peers[0].wg.Wait()
+	f.peers[0].done = make(chan struct{})
+	tmpl := vp8Template(500)
+	for i := 1; i <= 10; i++ { // delta frames before any keyframe: not queued
+		f.send(tmpl, uint16(i))
+	}
+	if got := len(f.peers[0].queue); got != 0 {
+		t.Fatalf("%d packets queued before a keyframe, want 0", got)
+	}
+	for i := 30; i < 40; i++ { // a keyframe, then more than the queue holds
+		f.send(tmpl, uint16(i))
+	}
+	if got, dropped := len(f.peers[0].queue), f.peers[0].stats.dropped.Load(); got != 4 || dropped != 6 {
+		t.Fatalf("queued %d, dropped %d; want 4 and 6", got, dropped)
+	}
+	f.peers[0].wg.Add(1)
+	go f.peers[0].writeLoop()
+	f.close()
+}
+
+func TestFanOutAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a build without -race; scripts/test.sh runs this test so")
+	}
+	f := newFanOutFixture(t, 4, 4096)
+	defer f.close()
+	tmpl := vp8Template(1200)
+	f.send(tmpl, 0)
+	seq := uint16(0)
+	var mu sync.Mutex
+	allocs := testing.AllocsPerRun(2000, func() {
+		mu.Lock()
+		seq++
+		mu.Unlock()
+		f.send(tmpl, seq)
+		for f.queued() > 1024 {
+			time.Sleep(time.Microsecond)
+		}
+	})
+	t.Logf("%.2f allocations per published packet (4 subscribers)", allocs)
+	if allocs > 0.5 {
+		t.Fatalf("%.2f allocations per published packet, want 0 in steady state", allocs)
+	}
+}
