@@ -1,7 +1,8 @@
 // Package e2e runs the real web app (web/) in headless Chromium against an
-// in-process Quartet server. Everything stays on 127.0.0.1: the server binds
-// random loopback ports, its ICE is loopback-only (the default config), and
-// Chromium is allowed loopback candidates.
+// in-process Quartet server. All traffic goes to 127.0.0.1: the server binds
+// random loopback ports, its ICE is loopback-only (the default config) so it
+// ignores the browser's other host candidates, and Chromium is allowed
+// loopback candidates.
 //
 // Run with: go test -race -count=1 -v ./e2e/
 // The browser is QUARTET_CHROMIUM, else /usr/bin/chromium, else chromium in
@@ -90,6 +91,7 @@ func startServer(t *testing.T) string {
 // silently skipped end-to-end test would hide a broken setup).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
+	// An explicit setting that points nowhere is a mistake, never a skip.
 	if p := os.Getenv("QUARTET_CHROMIUM"); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("QUARTET_CHROMIUM=%s: %v", p, err)

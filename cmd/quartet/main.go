@@ -1,5 +1,5 @@
-// Command quartet runs the Quartet WebRTC server: application, signaling,
-// NAT traversal and media servers in one process.
+// Command quartet runs the Quartet WebRTC server: application, signaling
+// and media servers in one process (NAT traversal comes next).
 package main
 
 import (
@@ -16,7 +16,8 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-const usage = `Quartet: a WebRTC server (application, signaling, STUN/TURN and media) in one binary.
+const usage = `Quartet: a WebRTC server in one binary: application, signaling and media
+(SFU) servers. The built-in STUN/TURN server is not part of this version yet.
 
 Usage:
   quartet [serve] [flags]     run the server (the default command)

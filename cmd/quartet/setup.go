@@ -21,28 +21,22 @@ type configOverrides struct {
 	logLevel string
 }
 
-// loadConfig reads defaults, the file and the environment, then applies
-// flags, and validates the result.
+// loadConfig reads defaults, the file and the environment, applies the
+// flags that were given, and validates the result.
 func loadConfig(path string, set func(*configOverrides)) (config.Config, error) {
-	cfg, err := config.Load(path, os.Environ())
-	if err != nil {
-		return cfg, err
-	}
 	o := configOverrides{udpPort: -1}
 	set(&o)
-	if o.httpAddr != "" {
-		cfg.HTTP.Addr = o.httpAddr
-	}
-	if o.udpPort >= 0 {
-		cfg.Media.UDPPort = o.udpPort
-	}
-	if o.logLevel != "" {
-		cfg.Log.Level = o.logLevel
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("invalid configuration: %w", err)
-	}
-	return cfg, nil
+	return config.LoadWith(path, os.Environ(), func(cfg *config.Config) {
+		if o.httpAddr != "" {
+			cfg.HTTP.Addr = o.httpAddr
+		}
+		if o.udpPort >= 0 {
+			cfg.Media.UDPPort = o.udpPort
+		}
+		if o.logLevel != "" {
+			cfg.Log.Level = o.logLevel
+		}
+	})
 }
 
 func newLogger(level, format string, w io.Writer) *slog.Logger {

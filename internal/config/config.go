@@ -106,6 +106,12 @@ func (c Config) DevMode() bool { return len(c.Auth.Keys) == 0 }
 // path is not empty), then QUARTET_* variables from env (in os.Environ
 // form, "NAME=value"), then Validate.
 func Load(path string, env []string) (Config, error) {
+	return LoadWith(path, env, nil)
+}
+
+// LoadWith is Load with command-line flags: override runs after the file
+// and environment and before validation, so a flag can correct either.
+func LoadWith(path string, env []string, override func(*Config)) (Config, error) {
 	cfg := Default()
 	if path != "" {
 		if err := loadFile(path, &cfg); err != nil {
@@ -114,6 +120,9 @@ func Load(path string, env []string) (Config, error) {
 	}
 	if err := applyEnv(&cfg, env); err != nil {
 		return Config{}, err
+	}
+	if override != nil {
+		override(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration: %w", err)

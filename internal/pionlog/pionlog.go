@@ -10,8 +10,9 @@ import (
 )
 
 // Factory creates pion loggers that write to a slog.Logger. pion logs routine
-// events (state changes, retries) at Info, so they are lowered to Debug to
-// keep an operator's log about Quartet, not its libraries.
+// events (state changes, retries) at Info and expected teardown races
+// (writes on closed sockets) at Error, so each is lowered one level to keep
+// an operator's log about Quartet, not its libraries.
 type Factory struct{ Log *slog.Logger }
 
 // NewLogger implements logging.LoggerFactory.

@@ -135,3 +135,35 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// startServerB is startServer for benchmarks, with default settings.
+func startServerB(b *testing.B) *testServer {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := config.Default()
+	srv, err := server.New(cfg, testLogger(), server.Options{Version: "bench", Web: web.FS, HTTPListener: ln, UDPConn: udp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return &testServer{Server: srv, cfg: cfg}
+}
+
+func (s *testServer) tokenB(b *testing.B, roomName, identity string) string {
+	tok, err := auth.Mint(auth.DevAPIKey, auth.DevAPISecret, auth.TokenSpec{Identity: identity, Name: identity,
+		Room: roomName, CanPublish: true, CanSubscribe: true, TTL: time.Hour}, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tok
+}

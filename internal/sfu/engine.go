@@ -107,9 +107,29 @@ func (e *Engine) openMux() error {
 	if err != nil {
 		return fmt.Errorf("sfu: listen on UDP %s:%d: %w", host, e.cfg.UDPPort, err)
 	}
+	e.growBuffers(conn)
 	mux := webrtc.NewICEUDPMux(logger, conn)
 	e.mux, e.udpAddr, e.closeFn = mux, conn.LocalAddr(), mux.Close
 	return nil
+}
+
+// socketBuffer is the UDP buffer size asked for: every participant's media
+// shares one socket, and a default buffer (~200 KB) overflows on bursts.
+const socketBuffer = 4 << 20
+
+// growBuffers enlarges the socket's buffers; the kernel caps them at
+// net.core.rmem_max and wmem_max (see docs/deployment.md).
+func (e *Engine) growBuffers(conn net.PacketConn) {
+	udp, ok := conn.(*net.UDPConn)
+	if !ok {
+		return
+	}
+	if err := udp.SetReadBuffer(socketBuffer); err != nil {
+		e.log.Warn("could not enlarge the media socket's receive buffer", "err", err)
+	}
+	if err := udp.SetWriteBuffer(socketBuffer); err != nil {
+		e.log.Warn("could not enlarge the media socket's send buffer", "err", err)
+	}
 }
 
 func (e *Engine) newAPI() (*webrtc.API, error) {

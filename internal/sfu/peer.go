@@ -138,6 +138,9 @@ func (p *Peer) sendDescription(target string, send func()) {
 func (p *Peer) Start() {
 	p.mu.Lock()
 	p.started = true
+	if len(p.downs) > 0 { // tracks published between Open and Start
+		p.negotiateLocked()
+	}
 	p.mu.Unlock()
 	if p.perms.CanSubscribe {
 		p.router.subscribeToAll(p)

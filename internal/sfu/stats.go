@@ -6,8 +6,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// peerStats are one subscriber's counters. Each is written by one goroutine
-// (the writer, or the up track readers for drops), so adds do not contend.
+// peerStats are one subscriber's counters. packets and bytes have one
+// writer (the writer goroutine); the others are added to by the up track
+// readers and RTCP readers, rarely enough not to contend.
 type peerStats struct {
 	packets, bytes, dropped, retransmitted, nacks atomic.Uint64
 }
@@ -34,7 +35,7 @@ func newStats(e *Engine) *stats {
 		e:             e,
 		packets:       prometheus.NewDesc("quartet_forwarded_packets_total", "RTP packets forwarded to subscribers.", nil, nil),
 		bytes:         prometheus.NewDesc("quartet_forwarded_bytes_total", "RTP bytes forwarded to subscribers.", nil, nil),
-		dropped:       prometheus.NewDesc("quartet_dropped_packets_total", "Packets dropped because a subscriber's queue was full.", nil, nil),
+		dropped:       prometheus.NewDesc("quartet_dropped_packets_total", "Packets not sent to a subscriber because its queue was full (with the rest of their video frame).", nil, nil),
 		retransmitted: prometheus.NewDesc("quartet_retransmitted_packets_total", "Packets resent from the cache after a NACK.", nil, nil),
 		nacks:         prometheus.NewDesc("quartet_nacks_received_total", "NACK messages received from subscribers.", nil, nil),
 		tracks:        prometheus.NewDesc("quartet_tracks", "Published tracks.", nil, nil),
