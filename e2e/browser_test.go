@@ -14,9 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -30,9 +27,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/quartet-rtc/quartet/internal/config"
-	"github.com/quartet-rtc/quartet/internal/server"
-	"github.com/quartet-rtc/quartet/web"
+	"github.com/quartet-rtc/quartet/internal/testserver"
 )
 
 // Deadlines are generous failure bounds for a loaded 2-core machine running
@@ -47,42 +42,11 @@ const (
 
 // ================================================================ server
 
-func testLogger() *slog.Logger {
-	if os.Getenv("QUARTET_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 // startServer runs a dev-mode server with the default config on random
 // loopback ports until the test ends. It returns the base URL.
 func startServer(t *testing.T) string {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Room.EmptyTimeout = 100 * time.Millisecond
-	cfg.HTTP.ShutdownTimeout = 3 * time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, testLogger(), server.Options{Version: "test", Web: web.FS, HTTPListener: ln, UDPConn: udp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server run: %v", err)
-		}
-	})
-	return srv.URL()
+	return testserver.Start(t, testserver.Options{}).URL()
 }
 
 // =============================================================== browser

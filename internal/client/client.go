@@ -63,6 +63,7 @@ type Client struct {
 	subTracks map[string]room.TrackInfo
 	pubSIDs   map[string]string // client track id -> server sid
 	sources   map[string]string // client track id -> source
+	senders   map[string]*webrtc.RTPSender
 	answerCh  chan string
 }
 
@@ -77,7 +78,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	}
 	conn.SetReadLimit(1 << 20)
 	c := &Client{opts: opts, log: opts.Log, conn: conn, changed: make(chan struct{}),
-		subTracks: map[string]room.TrackInfo{}, pubSIDs: map[string]string{}, sources: map[string]string{},
+		subTracks: map[string]room.TrackInfo{}, pubSIDs: map[string]string{}, sources: map[string]string{}, senders: map[string]*webrtc.RTPSender{},
 		answerCh: make(chan string, 1)}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	if err := c.newPeerConnections(); err != nil {
@@ -111,6 +112,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 func NewAPI(log *slog.Logger, noNACK bool) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	audioLevel := webrtc.RTPHeaderExtensionCapability{URI: AudioLevelURI}
+	if err := me.RegisterHeaderExtension(audioLevel, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
@@ -201,3 +206,6 @@ func (c *Client) Abort() {
 }
 
 var errClosed = errors.New("client: connection closed")
+
+// AudioLevelURI is the RTP header extension carrying audio levels (RFC 6464).
+const AudioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"

@@ -19,10 +19,55 @@ func (c *Client) Publish(ctx context.Context, tracks map[webrtc.TrackLocal]strin
 		}
 		c.mu.Lock()
 		c.sources[t.ID()] = source
+		c.senders[t.ID()] = sender
 		c.mu.Unlock()
 		go drainRTCP(sender)
 	}
 	return c.negotiate(ctx)
+}
+
+// Unpublish stops sending a track and renegotiates.
+func (c *Client) Unpublish(ctx context.Context, t webrtc.TrackLocal) error {
+	c.mu.Lock()
+	sender := c.senders[t.ID()]
+	delete(c.senders, t.ID())
+	delete(c.sources, t.ID())
+	c.mu.Unlock()
+	if sender == nil {
+		return fmt.Errorf("client: track %s is not published", t.ID())
+	}
+	if err := c.pub.RemoveTrack(sender); err != nil {
+		return fmt.Errorf("client: remove track: %w", err)
+	}
+	return c.negotiate(ctx)
+}
+
+// RestartICE asks the server for a subscriber offer with new ICE
+// credentials, and restarts ICE on the publisher connection.
+func (c *Client) RestartICE(ctx context.Context) error {
+	if err := c.send(map[string]any{"type": "restart_ice"}); err != nil {
+		return err
+	}
+	if c.pub.LocalDescription() == nil {
+		return nil // nothing published: no publisher connection to restart
+	}
+	return c.negotiateWith(ctx, &webrtc.OfferOptions{ICERestart: true})
+}
+
+// HeaderExtensionID is the id negotiated for a header extension on the
+// publisher connection, or 0.
+func (c *Client) HeaderExtensionID(uri string) uint8 {
+	for _, tr := range c.pub.GetTransceivers() {
+		if tr.Sender() == nil {
+			continue
+		}
+		for _, ext := range tr.Sender().GetParameters().HeaderExtensions {
+			if ext.URI == uri {
+				return uint8(ext.ID)
+			}
+		}
+	}
+	return 0
 }
 
 func drainRTCP(s *webrtc.RTPSender) {
@@ -34,8 +79,10 @@ func drainRTCP(s *webrtc.RTPSender) {
 	}
 }
 
-func (c *Client) negotiate(ctx context.Context) error {
-	offer, err := c.pub.CreateOffer(nil)
+func (c *Client) negotiate(ctx context.Context) error { return c.negotiateWith(ctx, nil) }
+
+func (c *Client) negotiateWith(ctx context.Context, opts *webrtc.OfferOptions) error {
+	offer, err := c.pub.CreateOffer(opts)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,10 @@ type SynthConfig struct {
 	KeyframeInterval time.Duration // video keyframe period
 	// Audio: one 20 ms Opus-sized packet every 20 ms.
 	AudioPayload int
+	// AudioLevelID, if not 0, is the negotiated id of the audio level
+	// extension; each packet then carries AudioLevel (-dBov, 127 = silence).
+	AudioLevelID uint8
+	AudioLevel   uint8
 }
 
 // NewSynthTrack returns a local track for synthetic VP8 video or Opus audio.
@@ -51,6 +55,12 @@ func sendAudio(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg Synth
 	size := max(cfg.AudioPayload, 16)
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}}
 	payload := make([]byte, size)
+	if cfg.AudioLevelID != 0 {
+		level := []byte{0x80 | cfg.AudioLevel&0x7F} // V bit: voice activity
+		if err := pkt.SetExtension(cfg.AudioLevelID, level); err != nil {
+			return 0, fmt.Errorf("audio level extension: %w", err)
+		}
+	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	sent := 0

@@ -3,12 +3,13 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/quartet-rtc/quartet/internal/config"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quartet-rtc/quartet/internal/config"
 
 	"github.com/quartet-rtc/quartet/internal/auth"
 	"github.com/quartet-rtc/quartet/internal/client"
@@ -147,7 +148,7 @@ func TestShutdownTellsParticipants(t *testing.T) {
 	defer cancel()
 	alice := srv.join(t, ctx, "bye", "alice", newCounter(), true)
 	defer alice.Close()
-	srv.stop()
+	srv.Stop()
 	if _, err := alice.WaitFor(ctx, func(m client.Message) bool {
 		return m.Type == "leave" && strings.Contains(string(m.Raw), `"reason":"server_shutdown"`)
 	}); err != nil {

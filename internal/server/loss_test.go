@@ -2,11 +2,12 @@ package server_test
 
 import (
 	"context"
-	"github.com/quartet-rtc/quartet/internal/config"
 	"net"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quartet-rtc/quartet/internal/config"
 )
 
 // lossyConn drops every tenth RTP packet the server sends (not STUN, DTLS

@@ -27,6 +27,7 @@ func (c *counter) consume(tr *webrtc.TrackRemote, info room.TrackInfo) {
 		}
 		c.mu.Lock()
 		c.packets[key]++
+		c.packets[info.SID]++
 		if c.seqs[key] == nil {
 			c.seqs[key] = map[uint16]bool{}
 		}

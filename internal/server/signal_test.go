@@ -3,10 +3,11 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/quartet-rtc/quartet/internal/config"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quartet-rtc/quartet/internal/config"
 
 	"github.com/coder/websocket"
 

@@ -1,0 +1,103 @@
+// Package testserver runs an in-process Quartet on random loopback ports
+// for tests and benchmarks in any package.
+package testserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quartet-rtc/quartet/internal/auth"
+	"github.com/quartet-rtc/quartet/internal/config"
+	"github.com/quartet-rtc/quartet/internal/server"
+	"github.com/quartet-rtc/quartet/web"
+)
+
+// Server is a running in-process server.
+type Server struct {
+	*server.Server
+	Config config.Config
+	// Stop shuts the server down and waits; it also runs at cleanup.
+	Stop func()
+}
+
+// Options adjust the server a test starts.
+type Options struct {
+	// Config changes the default (dev mode) configuration.
+	Config func(*config.Config)
+	// WrapUDP wraps the media socket, e.g. to inject loss.
+	WrapUDP func(net.PacketConn) net.PacketConn
+}
+
+// Logger discards logs unless QUARTET_TEST_LOG is set.
+func Logger() *slog.Logger {
+	if os.Getenv("QUARTET_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Start runs a server until the test or benchmark ends.
+func Start(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	cfg := config.Default()
+	cfg.Room.EmptyTimeout = 100 * time.Millisecond
+	cfg.HTTP.ShutdownTimeout = 3 * time.Second
+	if opts.Config != nil {
+		opts.Config(&cfg)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if opts.WrapUDP != nil {
+		udp = opts.WrapUDP(udp)
+	}
+	srv, err := server.New(cfg, Logger(), server.Options{Version: "test", Web: web.FS, HTTPListener: ln, UDPConn: udp})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	s := &Server{Server: srv, Config: cfg}
+	s.Stop = sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("server run: %v", err)
+		}
+	})
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// WSURL is the signaling endpoint.
+func (s *Server) WSURL() string { return "ws" + strings.TrimPrefix(s.URL(), "http") + "/ws" }
+
+// Token mints a dev-key token for identity in roomName with every grant
+// but admin.
+func (s *Server) Token(tb testing.TB, roomName, identity string) string {
+	tb.Helper()
+	return MintToken(tb, auth.TokenSpec{Identity: identity, Name: identity, Room: roomName,
+		CanPublish: true, CanSubscribe: true, TTL: time.Hour})
+}
+
+// MintToken mints a dev-key token for spec.
+func MintToken(tb testing.TB, spec auth.TokenSpec) string {
+	tb.Helper()
+	tok, err := auth.Mint(auth.DevAPIKey, auth.DevAPISecret, spec, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
