@@ -38,7 +38,7 @@ func (l logger) Debug(msg string)                  { l.emit(slog.LevelDebug-4, m
 func (l logger) Debugf(format string, args ...any) { l.emitf(slog.LevelDebug-4, format, args...) }
 func (l logger) Info(msg string)                   { l.emit(slog.LevelDebug, msg) }
 func (l logger) Infof(format string, args ...any)  { l.emitf(slog.LevelDebug, format, args...) }
-func (l logger) Warn(msg string)                   { l.emit(slog.LevelWarn, msg) }
-func (l logger) Warnf(format string, args ...any)  { l.emitf(slog.LevelWarn, format, args...) }
-func (l logger) Error(msg string)                  { l.emit(slog.LevelError, msg) }
-func (l logger) Errorf(format string, args ...any) { l.emitf(slog.LevelError, format, args...) }
+func (l logger) Warn(msg string)                   { l.emit(slog.LevelInfo, msg) }
+func (l logger) Warnf(format string, args ...any)  { l.emitf(slog.LevelInfo, format, args...) }
+func (l logger) Error(msg string)                  { l.emit(slog.LevelWarn, msg) }
+func (l logger) Errorf(format string, args ...any) { l.emitf(slog.LevelWarn, format, args...) }

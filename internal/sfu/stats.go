@@ -84,3 +84,12 @@ func (e *Engine) Totals() (packets, bytes, dropped, retransmitted uint64) {
 	}
 	return total.packets.Load(), total.bytes.Load(), total.dropped.Load(), total.retransmitted.Load()
 }
+
+// TrackCount is how many tracks are published across all rooms.
+func (e *Engine) TrackCount() int {
+	n := 0
+	for _, r := range e.allRouters() {
+		n += r.trackCount()
+	}
+	return n
+}
