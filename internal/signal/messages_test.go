@@ -83,3 +83,12 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestEveryMessageTypeHasAHandler(t *testing.T) {
+	t.Parallel()
+	for typ := range validators {
+		if _, ok := joinedHandlers[typ]; !ok && typ != "join" {
+			t.Errorf("message type %q is validated but has no handler", typ)
+		}
+	}
+}

@@ -150,17 +150,20 @@ func (s *session) dispatch(m *clientMessage) *protoError {
 		}
 		return newError(CodeNotJoined, "%s: join first", m.Type)
 	}
-	handlers := map[string]func(*clientMessage) *protoError{
-		"offer":       s.handleOffer,
-		"answer":      s.handleAnswer,
-		"candidate":   s.handleCandidate,
-		"restart_ice": s.handleRestartICE,
-		"mute":        s.handleMute,
-		"chat":        s.handleChat,
-		"ping":        s.handlePing,
-		"leave":       s.handleLeave,
-	}
-	return handlers[m.Type](m)
+	return joinedHandlers[m.Type](s, m)
+}
+
+// joinedHandlers serve the messages of a joined session; every type in
+// validators except join has one.
+var joinedHandlers = map[string]func(*session, *clientMessage) *protoError{
+	"offer":       (*session).handleOffer,
+	"answer":      (*session).handleAnswer,
+	"candidate":   (*session).handleCandidate,
+	"restart_ice": (*session).handleRestartICE,
+	"mute":        (*session).handleMute,
+	"chat":        (*session).handleChat,
+	"ping":        (*session).handlePing,
+	"leave":       (*session).handleLeave,
 }
 
 // send queues a message; a client too slow to take it is dropped.
