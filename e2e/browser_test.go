@@ -553,3 +553,238 @@ func TestBrowserChatAndMute(t *testing.T) {
 	click(t, alice, "#mic-btn")
 	waitJS(t, bob, uiTimeout, "Alice's mic shown unmuted again", micState(false))
 }
+
+// iceUfragJS reads the ICE ufrag of one of Alice's connection descriptions
+// (pc: publisherPC or subscriberPC; desc: localDescription or
+// remoteDescription), or an empty string if there is none yet.
+func iceUfragJS(pc, desc string) string {
+	return fmt.Sprintf(`(() => {
+  const pc = window.quartet.room.%s;
+  const d = pc && pc.%s;
+  const m = d && /^a=ice-ufrag:(\S+)/m.exec(d.sdp);
+  return m ? m[1] : '';
+})()`, pc, desc)
+}
+
+// evalOK evaluates expr in p and fails the test on an error.
+func evalOK[T any](t *testing.T, p *browserPage, what, expr string) T {
+	t.Helper()
+	v, err := evalJS[T](p, expr)
+	if err != nil {
+		t.Fatalf("%s: %s: %v", p.name, what, err)
+	}
+	return v
+}
+
+// waitVideoIncrease waits until p has decoded at least minFrames more video
+// frames from sid than at its first reading: media keeps flowing, rather
+// than a counter left over from before.
+func waitVideoIncrease(t *testing.T, p *browserPage, sid string, minFrames float64, timeout time.Duration) {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(timeout)
+	base, haveBase := 0.0, false
+	last := ""
+	for {
+		st, err := evalJS[mediaStats](p, mediaStatsJS)
+		if err == nil {
+			n := st.Video[sid]
+			if !haveBase {
+				base, haveBase = n, true
+			} else if n >= base+minFrames {
+				t.Logf("%s: video frames from %s %v -> %v after %v", p.name, sid, base, n, time.Since(start).Round(time.Millisecond))
+				return
+			}
+			last = fmt.Sprintf("video=%v audio=%v unmapped=%v", st.Video, st.Audio, st.Unmapped)
+		} else {
+			last = "getStats: " + err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: timed out after %v waiting for %v more video frames from %s than %v (last: %s)",
+				p.name, timeout, minFrames, sid, base, last)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// recordStatesJS starts recording, on a joined page, the SDK's connection
+// states (window.__states) and the texts #connection-state shows
+// (window.__shown). The Room outlives a reconnection, so the listener does.
+const recordStatesJS = `(() => {
+  const room = window.quartet.room;
+  const indicator = document.getElementById('connection-state');
+  window.__states = [];
+  window.__shown = [indicator.textContent];
+  if (!window.__recording) {
+    window.__recording = true;
+    room.on('connectionState', ({ state }) => window.__states.push(state));
+    new MutationObserver(() => {
+      const s = indicator.textContent;
+      if (window.__shown[window.__shown.length - 1] !== s) window.__shown.push(s);
+    }).observe(indicator, { childList: true, characterData: true, subtree: true });
+  }
+  return true;
+})()`
+
+type stateLog struct {
+	States []string `json:"states"` // SDK connectionState events
+	Shown  []string `json:"shown"`  // #connection-state texts
+}
+
+const readStatesJS = `({ states: window.__states, shown: window.__shown })`
+
+// TestBrowserReconnects: Alice and Bob are in a call. Alice's connection
+// then fails twice, without a page reload: first her ICE (restarted on
+// both connections through the SDK's own restart routine), then her
+// signaling WebSocket (closed under the SDK as a network drop would). Each
+// time the call must recover: the same session after the ICE restart, a
+// new one (new participant sid, replacing the old) after the WebSocket drop.
+func TestBrowserReconnects(t *testing.T) {
+	baseURL := startServer(t)
+	pages, sids := joinAll(t, baseURL, "e2e-reconnect", "Alice", "Bob")
+	alice, bob := pages[0], pages[1]
+	waitForMedia(t, pages, sids)
+	evalOK[bool](t, alice, "record connection states", recordStatesJS)
+
+	connected := `(() => {
+  const room = window.quartet.room;
+  const ok = (pc) => !!pc && (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed');
+  return document.getElementById('connection-state').textContent === 'connected' &&
+    room.connectionState === 'connected' && ok(room.publisherPC) && ok(room.subscriberPC);
+})()`
+
+	// ------------------------------------------------------ 1. ICE restart
+	//
+	// _restartIce is what the SDK runs itself when ICE fails or stays
+	// disconnected: the subscriber asks the server for an offer with new
+	// credentials (restart_ice), the publisher offers with iceRestart.
+	oldSubUfrag := evalOK[string](t, alice, "subscriber remote ufrag", iceUfragJS("subscriberPC", "remoteDescription"))
+	oldPubLocal := evalOK[string](t, alice, "publisher local ufrag", iceUfragJS("publisherPC", "localDescription"))
+	oldPubRemote := evalOK[string](t, alice, "publisher remote ufrag", iceUfragJS("publisherPC", "remoteDescription"))
+	if oldSubUfrag == "" || oldPubLocal == "" || oldPubRemote == "" {
+		t.Fatalf("Alice: missing ICE ufrags before the restart: subscriber remote %q, publisher local %q, remote %q",
+			oldSubUfrag, oldPubLocal, oldPubRemote)
+	}
+	evalOK[bool](t, alice, "restart ICE", `(() => {
+  const room = window.quartet.room;
+  if (typeof room._restartIce !== 'function') throw new Error('the SDK has no _restartIce');
+  window.__iceSubPC = room.subscriberPC;
+  window.__icePubPC = room.publisherPC;
+  room._restartIce('subscriber');
+  room._restartIce('publisher');
+  return true;
+})()`)
+	iceStart := time.Now()
+	waitJS(t, alice, uiTimeout, "a new subscriber remote ICE ufrag", fmt.Sprintf(
+		`(%s) !== '' && (%s) !== %s`, iceUfragJS("subscriberPC", "remoteDescription"),
+		iceUfragJS("subscriberPC", "remoteDescription"), jsString(oldSubUfrag)))
+	waitJS(t, alice, uiTimeout, "new publisher ICE ufrags (local and remote)", fmt.Sprintf(
+		`(%s) !== %s && (%s) !== %s && window.quartet.room.publisherPC.signalingState === 'stable'`,
+		iceUfragJS("publisherPC", "localDescription"), jsString(oldPubLocal),
+		iceUfragJS("publisherPC", "remoteDescription"), jsString(oldPubRemote)))
+	waitJS(t, alice, uiTimeout, "connected again after the ICE restart", connected)
+	t.Logf("Alice: ICE restarted and connected after %v", time.Since(iceStart).Round(time.Millisecond))
+	// A restart, not a rebuild: same session, same connections.
+	same := evalOK[bool](t, alice, "same session", fmt.Sprintf(`(() => {
+  const room = window.quartet.room;
+  return room.localParticipant.sid === %s && room.subscriberPC === window.__iceSubPC && room.publisherPC === window.__icePubPC;
+})()`, jsString(sids[alice])))
+	if !same {
+		t.Fatalf("Alice: the ICE restart rebuilt the session (new sid or new peer connections)")
+	}
+	t.Logf("DEBUG pairs: %s", evalOK[string](t, alice, "pairs", `JSON.stringify(['publisherPC','subscriberPC'].map((k) => {
+  const pc = window.quartet.room[k];
+  const tr = pc.getTransceivers().find((x) => x.receiver.transport || x.sender.transport);
+  const dt = tr && (tr.sender.transport || tr.receiver.transport);
+  const p = dt && dt.iceTransport.getSelectedCandidatePair();
+  return k + ' ' + (p ? p.local.usernameFragment + '/' + p.remote.usernameFragment + ' ' + p.remote.address + ':' + p.remote.port : 'none') + ' desc ' + (pc.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/)||[])[1];
+}))`))
+	iceStates := evalOK[stateLog](t, alice, "connection states", readStatesJS)
+	t.Logf("Alice: ICE restart: SDK states %v, #connection-state showed %v", iceStates.States, iceStates.Shown)
+	if !slices.Contains(iceStates.States, "reconnecting") || iceStates.States[len(iceStates.States)-1] != "connected" {
+		t.Fatalf("Alice: ICE restart: want reconnecting then connected, got SDK states %v", iceStates.States)
+	}
+	// Media keeps flowing both ways.
+	waitVideoIncrease(t, bob, sids[alice], 10, uiTimeout)
+	waitVideoIncrease(t, alice, sids[bob], 10, uiTimeout)
+
+	// ---------------------------------------------------- 2. WebSocket drop
+	//
+	// The SDK detaches its handlers before every close it means (leave,
+	// teardown), so a close event on its live socket is a drop to recover
+	// from. Code 4000 is an application code, not a normal closure.
+	oldAliceSid := sids[alice]
+	evalOK[bool](t, alice, "record connection states", recordStatesJS)
+	// Bob's raw signaling, to see what the server tells him about Alice.
+	evalOK[bool](t, bob, "record signaling", `(() => {
+  const room = window.quartet.room;
+  window.__signal = [];
+  const onMessage = room._onMessage.bind(room);
+  room._onMessage = (msg) => {
+    if (msg.type === 'participant_joined' || msg.type === 'participant_left') {
+      window.__signal.push(msg.type + ' ' + (msg.participant && msg.participant.sid));
+    }
+    onMessage(msg);
+  };
+  return true;
+})()`)
+	evalOK[bool](t, alice, "drop the WebSocket", `(() => {
+  const room = window.quartet.room;
+  window.__marker = 1;
+  window.__oldSubPC = room.subscriberPC;
+  const ws = room._ws;
+  if (!(ws instanceof WebSocket) || ws.readyState !== WebSocket.OPEN) throw new Error('no open SDK socket in room._ws');
+  ws.close(4000, 'e2e: simulated network drop');
+  return true;
+})()`)
+	wsStart := time.Now()
+	waitJS(t, alice, joinTimeout, "rejoined as a new participant, connected", fmt.Sprintf(`(() => {
+  const room = window.quartet.room;
+  return room.localParticipant && room.localParticipant.sid !== %s &&
+    room.subscriberPC && room.subscriberPC !== window.__oldSubPC && room._ws && room._ws.readyState === WebSocket.OPEN;
+})() && %s`, jsString(oldAliceSid), connected))
+	t.Logf("Alice: rejoined and connected %v after the drop", time.Since(wsStart).Round(time.Millisecond))
+	// No reload: same document, same app state.
+	noReload := evalOK[string](t, alice, "page state", `JSON.stringify({ state: document.body.dataset.state, marker: window.__marker })`)
+	if noReload != `{"state":"joined","marker":1}` {
+		t.Fatalf("Alice: after the drop the page is %s, want joined with the marker kept (no reload)", noReload)
+	}
+	newAliceSid := waitJoined(t, alice)
+	t.Logf("Alice rejoined as %s (was %s)", newAliceSid, oldAliceSid)
+	wsStates := evalOK[stateLog](t, alice, "connection states", readStatesJS)
+	if slices.Contains(wsStates.States, "reconnecting") {
+		t.Logf("Alice: WebSocket drop: went through reconnecting: SDK states %v, #connection-state showed %v", wsStates.States, wsStates.Shown)
+	} else {
+		t.Logf("Alice: WebSocket drop: back to connected directly: SDK states %v, #connection-state showed %v", wsStates.States, wsStates.Shown)
+	}
+	if n := len(wsStates.States); n == 0 || wsStates.States[n-1] != "connected" {
+		t.Fatalf("Alice: WebSocket drop: SDK states %v do not end connected", wsStates.States)
+	}
+
+	// Bob ends with exactly one tile and one participant: the new Alice.
+	oneTile := func(sid string) string {
+		return fmt.Sprintf(`(() => {
+  const sid = %s, room = window.quartet.room;
+  const tiles = [...document.querySelectorAll('.tile:not([data-source="screen"])')];
+  const listed = [...document.querySelectorAll('#participant-list > li')].map((el) => el.dataset.participantSid);
+  return tiles.length === 1 && tiles[0].dataset.participantSid === sid &&
+    room.participants.size === 1 && room.participants.has(sid) &&
+    listed.length === 2 && listed.includes(sid) &&
+    room.remoteTracks.length > 0 && room.remoteTracks.every((rt) => rt.participantSid === sid);
+})()`, jsString(sid))
+	}
+	waitJS(t, bob, uiTimeout, "exactly one tile, participant and remote tracks: Alice's new sid", oneTile(newAliceSid))
+	waitJS(t, alice, uiTimeout, "exactly one tile, participant and remote tracks: Bob's", oneTile(sids[bob]))
+	signal := evalOK[[]string](t, bob, "Bob's signaling", `window.__signal`)
+	t.Logf("Bob: participant messages after the drop: %v", signal)
+	left, joined := slices.Index(signal, "participant_left "+oldAliceSid), slices.Index(signal, "participant_joined "+newAliceSid)
+	if left < 0 || joined < 0 {
+		t.Fatalf("Bob: want participant_left %s and participant_joined %s, got %v", oldAliceSid, newAliceSid, signal)
+	}
+
+	// Media flows both ways again, attributed to the new sid only.
+	sids[alice] = newAliceSid
+	waitForMedia(t, pages, sids)
+	waitVideoIncrease(t, bob, newAliceSid, 10, uiTimeout)
+	waitVideoIncrease(t, alice, sids[bob], 10, uiTimeout)
+}
