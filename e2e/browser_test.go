@@ -683,7 +683,6 @@ func TestBrowserReconnects(t *testing.T) {
 		iceUfragJS("publisherPC", "localDescription"), jsString(oldPubLocal),
 		iceUfragJS("publisherPC", "remoteDescription"), jsString(oldPubRemote)))
 	waitJS(t, alice, uiTimeout, "connected again after the ICE restart", connected)
-	t.Logf("Alice: ICE restarted and connected after %v", time.Since(iceStart).Round(time.Millisecond))
 	// A restart, not a rebuild: same session, same connections.
 	same := evalOK[bool](t, alice, "same session", fmt.Sprintf(`(() => {
   const room = window.quartet.room;
@@ -692,13 +691,17 @@ func TestBrowserReconnects(t *testing.T) {
 	if !same {
 		t.Fatalf("Alice: the ICE restart rebuilt the session (new sid or new peer connections)")
 	}
-	t.Logf("DEBUG pairs: %s", evalOK[string](t, alice, "pairs", `JSON.stringify(['publisherPC','subscriberPC'].map((k) => {
+	// Media runs over the new ICE generation: each connection's selected
+	// candidate pair uses the new remote credentials.
+	waitJS(t, alice, uiTimeout, "selected candidate pairs on the new remote ufrags", `['publisherPC', 'subscriberPC'].every((k) => {
   const pc = window.quartet.room[k];
-  const tr = pc.getTransceivers().find((x) => x.receiver.transport || x.sender.transport);
-  const dt = tr && (tr.sender.transport || tr.receiver.transport);
-  const p = dt && dt.iceTransport.getSelectedCandidatePair();
-  return k + ' ' + (p ? p.local.usernameFragment + '/' + p.remote.usernameFragment + ' ' + p.remote.address + ':' + p.remote.port : 'none') + ' desc ' + (pc.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/)||[])[1];
-}))`))
+  const tr = pc.getTransceivers().find((x) => x.sender.transport || x.receiver.transport);
+  const transport = tr && (tr.sender.transport || tr.receiver.transport);
+  const pair = transport && transport.iceTransport.getSelectedCandidatePair();
+  const m = /^a=ice-ufrag:(\S+)/m.exec(pc.remoteDescription.sdp);
+  return !!pair && !!m && pair.remote.usernameFragment === m[1];
+})`)
+	t.Logf("Alice: ICE restarted and connected after %v", time.Since(iceStart).Round(time.Millisecond))
 	iceStates := evalOK[stateLog](t, alice, "connection states", readStatesJS)
 	t.Logf("Alice: ICE restart: SDK states %v, #connection-state showed %v", iceStates.States, iceStates.Shown)
 	if !slices.Contains(iceStates.States, "reconnecting") || iceStates.States[len(iceStates.States)-1] != "connected" {

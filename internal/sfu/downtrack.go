@@ -114,6 +114,7 @@ func (d *DownTrack) retransmit(seqs []uint16) {
 			pkt.release()
 			continue
 		}
+		pkt.stripExtensions()
 		if !d.peer.enqueue(d, pkt) {
 			pkt.release()
 			return

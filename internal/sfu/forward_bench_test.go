@@ -233,3 +233,34 @@ func TestFanOutAllocations(t *testing.T) {
 		t.Fatalf("%.2f allocations per published packet, want 0 in steady state", allocs)
 	}
 }
+
+func TestAudioFanOutAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a build without -race; scripts/test.sh runs this test so")
+	}
+	f := newFanOutFixture(t, 4, 4096)
+	defer f.close()
+	f.up.video, f.up.cache, f.up.audioLevelID = false, nil, 1
+	h := rtp.Header{Version: 2, PayloadType: 111, SSRC: 42}
+	if err := h.SetExtension(1, []byte{0x90}); err != nil {
+		t.Fatal(err)
+	}
+	hdr, _ := h.Marshal()
+	tmpl := append(hdr, make([]byte, 80)...)
+	send := func() {
+		f.send(tmpl, 1)
+		for f.queued() > 1024 {
+			time.Sleep(time.Microsecond)
+		}
+	}
+	for range 5000 { // fill the packet pool: steady state is what counts
+		send()
+	}
+	allocs := testing.AllocsPerRun(2000, send)
+	if allocs > 0.5 {
+		t.Fatalf("%.2f allocations per audio packet, want 0", allocs)
+	}
+	if f.up.packets.Load() == 0 || f.up.loudPackets.Load() == 0 {
+		t.Fatal("the audio level was not read")
+	}
+}

@@ -31,16 +31,15 @@ func getPacket(pool *sync.Pool) *packet {
 	return pkt
 }
 
-// parse reads the RTP header of buf[:n] and removes header extensions: their
-// ids were negotiated with the publisher and mean nothing to subscribers.
-func (p *packet) parse(n int) error {
-	if err := p.hdr.Unmarshal(p.buf[:n]); err != nil {
-		return err
-	}
+// parse reads the RTP packet in buf[:n]; Payload points into buf.
+func (p *packet) parse(n int) error { return p.hdr.Unmarshal(p.buf[:n]) }
+
+// stripExtensions removes header extensions before forwarding: their ids
+// were negotiated with the publisher and mean nothing to subscribers.
+func (p *packet) stripExtensions() {
 	p.hdr.Extension = false
 	p.hdr.ExtensionProfile = 0
 	p.hdr.Extensions = p.hdr.Extensions[:0]
-	return nil
 }
 
 func (p *packet) retain(n int32) { p.refs.Add(n) }

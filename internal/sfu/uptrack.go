@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/quartet-rtc/quartet/internal/room"
@@ -89,6 +88,7 @@ func (u *UpTrack) fanOut(pkt *packet, n int) {
 		return
 	}
 	u.observe(pkt, n)
+	pkt.stripExtensions()
 	downs := *u.downs.Load()
 	pkt.retain(int32(len(downs)))
 	for _, d := range downs {
@@ -97,8 +97,8 @@ func (u *UpTrack) fanOut(pkt *packet, n int) {
 	pkt.release()
 }
 
-// observe caches video packets and measures audio level. It runs before the
-// header extensions are dropped from pkt.hdr, reading them from pkt.buf.
+// observe caches video packets and measures audio level, before the
+// header extensions are stripped.
 func (u *UpTrack) observe(pkt *packet, n int) {
 	if u.video {
 		u.cache.Put(pkt.hdr.SequenceNumber, pkt.buf[:n])
@@ -108,11 +108,7 @@ func (u *UpTrack) observe(pkt *packet, n int) {
 	if u.audioLevelID == 0 {
 		return
 	}
-	var h rtp.Header
-	if _, err := h.Unmarshal(pkt.buf[:n]); err != nil {
-		return
-	}
-	if ext := h.GetExtension(u.audioLevelID); len(ext) > 0 {
+	if ext := pkt.hdr.GetExtension(u.audioLevelID); len(ext) > 0 {
 		level := int64(ext[0] & 0x7F)
 		u.packets.Add(1)
 		if level < loudLevel {
