@@ -248,7 +248,8 @@ func TestAudioFanOutAllocations(t *testing.T) {
 	hdr, _ := h.Marshal()
 	tmpl := append(hdr, make([]byte, 80)...)
 	send := func() {
-		f.send(tmpl, 1)
+		pkt := getPacket(f.up.pool)
+		f.up.fanOut(pkt, copy(pkt.buf[:], tmpl))
 		for f.queued() > 1024 {
 			time.Sleep(time.Microsecond)
 		}
