@@ -790,4 +790,14 @@ func TestBrowserReconnects(t *testing.T) {
 	waitForMedia(t, pages, sids)
 	waitVideoIncrease(t, bob, newAliceSid, 10, uiTimeout)
 	waitVideoIncrease(t, alice, sids[bob], 10, uiTimeout)
+
+	// Recovery is silent: no error banner on either page.
+	for _, p := range pages {
+		if banner := evalOK[string](t, p, "banner", `(() => {
+  const banner = document.getElementById('banner');
+  return banner.hidden ? '' : document.getElementById('banner-text').textContent;
+})()`); banner != "" {
+			t.Fatalf("%s: error banner after recovering: %q", p.name, banner)
+		}
+	}
 }
