@@ -63,6 +63,10 @@ type SignalConfig struct {
 	PingInterval    time.Duration `yaml:"ping_interval"`
 	MaxConnections  int           `yaml:"max_connections"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	// AllowedOrigins are the other web origins (host patterns such as
+	// "app.example.com" or "*.example.com") whose pages may open signaling
+	// connections; the server's own origin is always allowed.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // RoomConfig controls room lifetimes and sizes.

@@ -6,9 +6,11 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"path"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/quartet-rtc/quartet/internal/auth"
@@ -119,6 +121,7 @@ func (c Config) validateLimits() []error {
 	errs = append(errs, positiveDuration("signal.ping_interval", s.PingInterval)...)
 	errs = append(errs, positiveInt("signal.max_connections", int64(s.MaxConnections))...)
 	errs = append(errs, positiveDuration("signal.write_timeout", s.WriteTimeout)...)
+	errs = append(errs, validateOrigins(s.AllowedOrigins)...)
 	errs = append(errs, positiveDuration("room.empty_timeout", c.Room.EmptyTimeout)...)
 	errs = append(errs, positiveInt("room.max_participants", int64(c.Room.MaxParticipants))...)
 	return errs
@@ -167,4 +170,20 @@ func isLoopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// validateOrigins checks host patterns as the WebSocket library matches them
+// (path.Match against the Origin's host).
+func validateOrigins(patterns []string) []error {
+	var errs []error
+	for i, p := range patterns {
+		_, err := path.Match(p, "")
+		switch {
+		case p == "" || err != nil:
+			errs = append(errs, fmt.Errorf("signal.allowed_origins[%d]: %q is not a host pattern", i, p))
+		case strings.Contains(p, "://"):
+			errs = append(errs, fmt.Errorf("signal.allowed_origins[%d]: %q must be a host pattern without a scheme, e.g. app.example.com", i, p))
+		}
+	}
+	return errs
 }

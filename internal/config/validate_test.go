@@ -127,3 +127,23 @@ func TestLoadWrapsValidationErrors(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestAllowedOrigins(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		patterns []string
+		want     string
+	}{
+		{[]string{"app.example.com", "*.example.com"}, ""},
+		{[]string{"https://app.example.com"}, "without a scheme"},
+		{[]string{""}, "is not a host pattern"},
+		{[]string{"[bad"}, "is not a host pattern"},
+	} {
+		c := Default()
+		c.Signal.AllowedOrigins = tt.patterns
+		err := c.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%v: %v, want %q", tt.patterns, err, tt.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -218,4 +219,31 @@ func (r *rawConn) expectAny(ctx context.Context) map[string]any {
 		r.t.Fatalf("server sent invalid JSON %q", data)
 	}
 	return m
+}
+
+func TestSignalingChecksTheBrowserOrigin(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dial := func(srv *testServer, origin string) error {
+		conn, _, err := websocket.Dial(ctx, srv.wsURL(), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		if err == nil {
+			conn.CloseNow()
+		}
+		return err
+	}
+	strict := startServer(t, nil, nil)
+	if err := dial(strict, "https://evil.example"); err == nil {
+		t.Fatal("a foreign origin was accepted by default")
+	}
+	if err := dial(strict, strict.URL()); err != nil {
+		t.Fatalf("the server's own origin was refused: %v", err)
+	}
+	open := startServer(t, func(c *config.Config) { c.Signal.AllowedOrigins = []string{"*.example.com"} }, nil)
+	if err := dial(open, "https://app.example.com"); err != nil {
+		t.Fatalf("an allowed origin was refused: %v", err)
+	}
+	if err := dial(open, "https://evil.example"); err == nil {
+		t.Fatal("an origin outside the allowed patterns was accepted")
+	}
 }

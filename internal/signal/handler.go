@@ -28,6 +28,9 @@ type Config struct {
 	WriteTimeout    time.Duration
 	MaxConnections  int
 	ServerVersion   string
+	// AllowedOrigins are host patterns of other origins whose pages may
+	// connect; the server's own origin is always allowed.
+	AllowedOrigins []string
 }
 
 // Deps are what the front door talks to.
@@ -92,9 +95,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.sessions.Add(1)
 	defer h.sessions.Done()
-	// The browser's Origin must match the host (the library's default):
-	// another site cannot open a session with a visitor's cookies or tokens.
-	conn, err := websocket.Accept(w, r, nil)
+	// A browser's Origin must be the server's own or an allowed one, so
+	// that no other site can open sessions from its visitors' browsers.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins})
 	if err != nil {
 		h.deps.Log.Info("websocket upgrade failed", "err", err, "remote", r.RemoteAddr)
 		return
