@@ -265,3 +265,47 @@ func TestAudioFanOutAllocations(t *testing.T) {
 		t.Fatal("the audio level was not read")
 	}
 }
+
+// A subscriber whose writer is stuck (as on a connection whose writes
+// block) loses packets itself; the publisher's reader and the other
+// subscribers never wait for it.
+func TestStuckSubscriberDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
+	f := newFanOutFixture(t, 3, 64)
+	stuck := f.peers[0]
+	close(stuck.done) // its writer goroutine ends: nothing drains its queue
+	stuck.wg.Wait()
+	stuck.done = make(chan struct{})
+	tmpl := vp8Template(1000)
+	const sent = 500
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for i := range sent {
+			f.send(tmpl, uint16(i))
+			for max(len(f.peers[1].queue), len(f.peers[2].queue)) > 32 {
+				time.Sleep(10 * time.Microsecond) // healthy ones drain; do not outrun them
+			}
+		}
+	}()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publisher's fan-out blocked on a stuck subscriber")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for (f.writers[1].packets.Load() < sent || f.writers[2].packets.Load() < sent) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i < 3; i++ {
+		if got := f.writers[i].packets.Load(); got != sent {
+			t.Errorf("healthy subscriber %d got %d of %d packets", i, got, sent)
+		}
+	}
+	if got, dropped := len(stuck.queue), stuck.stats.dropped.Load(); got != 64 || dropped != sent-64 {
+		t.Errorf("stuck subscriber: %d queued, %d dropped; want 64 and %d", got, dropped, sent-64)
+	}
+	stuck.wg.Add(1)
+	go stuck.writeLoop()
+	f.close()
+}
