@@ -43,21 +43,23 @@ type Message struct {
 type Client struct {
 	opts Options
 	log  *slog.Logger
-	conn *websocket.Conn
 	pub  *webrtc.PeerConnection
 	sub  *webrtc.PeerConnection
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
-	// Joined is the server's joined message.
+	// Joined is the server's last joined message.
 	Joined struct {
 		Room         struct{ SID, Name string }
 		Participant  room.ParticipantInfo
 		Participants []room.ParticipantInfo
+		ResumeToken  string
+		Resumed      bool
 	}
 
 	mu        sync.Mutex
+	conn      *websocket.Conn // the signaling connection; replaced on resume
 	messages  []Message
 	changed   chan struct{} // closed and replaced whenever messages grows
 	subTracks map[string]room.TrackInfo
@@ -90,7 +92,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return nil, err
 	}
 	c.wg.Add(1)
-	go c.readLoop()
+	go c.readLoop(conn)
 	msg, err := c.WaitFor(ctx, func(m Message) bool { return m.Type == "joined" || m.Type == "error" })
 	if err != nil {
 		c.Close()
@@ -173,7 +175,11 @@ func (c *Client) send(v any) error {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	return c.conn.Write(ctx, websocket.MessageText, data)
+	conn := c.currentConn()
+	if conn == nil {
+		return errClosed // between connections while resuming
+	}
+	return conn.Write(ctx, websocket.MessageText, data)
 }
 
 // Send sends a raw message (tests use it for bad input).
@@ -183,14 +189,20 @@ func (c *Client) Send(v any) error { return c.send(v) }
 func (c *Client) SendRaw(data []byte) error {
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	return c.conn.Write(ctx, websocket.MessageText, data)
+	conn := c.currentConn()
+	if conn == nil {
+		return errClosed
+	}
+	return conn.Write(ctx, websocket.MessageText, data)
 }
 
 // Close leaves the room and releases everything.
 func (c *Client) Close() {
 	_ = c.send(map[string]any{"type": "leave"})
 	c.stop()
-	c.conn.CloseNow()
+	if conn := c.currentConn(); conn != nil {
+		conn.CloseNow()
+	}
 	_ = c.pub.Close()
 	_ = c.sub.Close()
 	c.wg.Wait()
@@ -199,7 +211,9 @@ func (c *Client) Close() {
 // Abort drops the connection without leaving, as a crashed client would.
 func (c *Client) Abort() {
 	c.stop()
-	c.conn.CloseNow()
+	if conn := c.currentConn(); conn != nil {
+		conn.CloseNow()
+	}
 	_ = c.pub.Close()
 	_ = c.sub.Close()
 	c.wg.Wait()
@@ -209,3 +223,9 @@ var errClosed = errors.New("client: connection closed")
 
 // AudioLevelURI is the RTP header extension carrying audio levels (RFC 6464).
 const AudioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+func (c *Client) currentConn() *websocket.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}

@@ -5,22 +5,25 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
-func (c *Client) readLoop() {
+func (c *Client) readLoop(conn *websocket.Conn) {
 	defer c.wg.Done()
 	defer func() {
 		c.mu.Lock()
-		c.messages = append(c.messages, Message{Type: "closed"})
-		close(c.changed)
-		c.changed = make(chan struct{})
+		if c.conn == conn { // not replaced by a resume
+			c.messages = append(c.messages, Message{Type: "closed"})
+			close(c.changed)
+			c.changed = make(chan struct{})
+		}
 		c.mu.Unlock()
 	}()
 	for {
-		_, data, err := c.conn.Read(c.ctx)
+		_, data, err := conn.Read(c.ctx)
 		if err != nil {
 			return
 		}
@@ -127,7 +130,11 @@ func (c *Client) Messages() []Message {
 // WaitFor returns the first message (received before or after the call)
 // that matches, or an error when ctx ends or the connection closes.
 func (c *Client) WaitFor(ctx context.Context, match func(Message) bool) (Message, error) {
-	seen := 0
+	return c.waitFrom(ctx, 0, match)
+}
+
+// waitFrom is WaitFor over the messages from index seen on.
+func (c *Client) waitFrom(ctx context.Context, seen int, match func(Message) bool) (Message, error) {
 	for {
 		c.mu.Lock()
 		msgs, changed := c.messages[seen:], c.changed

@@ -63,6 +63,9 @@ type SignalConfig struct {
 	PingInterval    time.Duration `yaml:"ping_interval"`
 	MaxConnections  int           `yaml:"max_connections"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	// ResumeTimeout is how long a participant whose connection dropped is
+	// kept for its client to resume the session.
+	ResumeTimeout time.Duration `yaml:"resume_timeout"`
 	// AllowedOrigins are the other web origins (host patterns such as
 	// "app.example.com" or "*.example.com") whose pages may open signaling
 	// connections; the server's own origin is always allowed.
@@ -97,6 +100,7 @@ func Default() Config {
 			PingInterval:    15 * time.Second,
 			MaxConnections:  10000,
 			WriteTimeout:    5 * time.Second,
+			ResumeTimeout:   15 * time.Second,
 		},
 		Room: RoomConfig{EmptyTimeout: 10 * time.Second, MaxParticipants: 100},
 	}

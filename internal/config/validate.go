@@ -121,6 +121,7 @@ func (c Config) validateLimits() []error {
 	errs = append(errs, positiveDuration("signal.ping_interval", s.PingInterval)...)
 	errs = append(errs, positiveInt("signal.max_connections", int64(s.MaxConnections))...)
 	errs = append(errs, positiveDuration("signal.write_timeout", s.WriteTimeout)...)
+	errs = append(errs, positiveDuration("signal.resume_timeout", s.ResumeTimeout)...)
 	errs = append(errs, validateOrigins(s.AllowedOrigins)...)
 	errs = append(errs, positiveDuration("room.empty_timeout", c.Room.EmptyTimeout)...)
 	errs = append(errs, positiveInt("room.max_participants", int64(c.Room.MaxParticipants))...)

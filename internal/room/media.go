@@ -42,6 +42,9 @@ type MediaSession interface {
 	AddCandidate(target string, c *Candidate) error
 	// RestartICE makes a new subscriber offer with fresh ICE credentials.
 	RestartICE() error
+	// Resync is RestartICE for a client that reconnected: an offer still
+	// waiting for its answer may never have reached it, so it is replaced.
+	Resync() error
 	// SetMuted records the mute state of one of the participant's tracks.
 	SetMuted(trackSID string, muted bool) error
 	// Start subscribes the participant to the room's existing tracks; call it

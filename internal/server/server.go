@@ -77,7 +77,7 @@ func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		RateBurst: cfg.Signal.RateBurst, JoinTimeout: cfg.Signal.JoinTimeout,
 		PingInterval: cfg.Signal.PingInterval, WriteTimeout: cfg.Signal.WriteTimeout,
 		MaxConnections: cfg.Signal.MaxConnections, ServerVersion: opts.Version,
-		AllowedOrigins: cfg.Signal.AllowedOrigins,
+		AllowedOrigins: cfg.Signal.AllowedOrigins, ResumeTimeout: cfg.Signal.ResumeTimeout,
 	}, signal.Deps{Log: log, Verifier: verifier, Rooms: s.rooms, Media: media, Metrics: reg})
 	deps := httpd.Deps{Log: log, Rooms: s.rooms, Verifier: verifier, Signal: s.signal,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Web: opts.Web}

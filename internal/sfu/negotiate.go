@@ -136,6 +136,27 @@ func (p *Peer) RestartICE() error {
 	return nil
 }
 
+// Resync implements room.MediaSession.
+func (p *Peer) Resync() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errPeerClosed
+	}
+	p.restartICE = true
+	if p.sub.LocalDescription() == nil {
+		return nil
+	}
+	if p.awaitingAnswer {
+		if err := p.sub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+			return fmt.Errorf("roll back the unanswered offer: %w", err)
+		}
+		p.awaitingAnswer, p.pendingOffer, p.pendingCands = false, false, nil
+	}
+	p.negotiateLocked()
+	return nil
+}
+
 // enqueue hands a packet to the writer goroutine; false means the queue is
 // full and the caller keeps its reference.
 func (p *Peer) enqueue(d *DownTrack, pkt *packet) bool {

@@ -28,6 +28,9 @@ type Config struct {
 	WriteTimeout    time.Duration
 	MaxConnections  int
 	ServerVersion   string
+	// ResumeTimeout is how long a participant whose connection dropped
+	// waits for its client to resume.
+	ResumeTimeout time.Duration
 	// AllowedOrigins are host patterns of other origins whose pages may
 	// connect; the server's own origin is always allowed.
 	AllowedOrigins []string
@@ -47,11 +50,14 @@ type Deps struct {
 
 // Handler accepts WebSocket connections at the signaling endpoint.
 type Handler struct {
-	cfg      Config
-	deps     Deps
-	conns    atomic.Int64
-	closing  atomic.Bool
-	ctx      context.Context // canceled by Close
+	cfg     Config
+	deps    Deps
+	conns   atomic.Int64
+	closing atomic.Bool
+
+	parkedMu sync.Mutex
+	parked   map[string]*participant // by participant sid, waiting for a resume
+	ctx      context.Context         // canceled by Close
 	cancel   context.CancelFunc
 	sessions sync.WaitGroup
 
@@ -62,7 +68,7 @@ type Handler struct {
 
 // New creates the signaling handler.
 func New(cfg Config, deps Deps) *Handler {
-	h := &Handler{cfg: cfg, deps: deps}
+	h := &Handler{cfg: cfg, deps: deps, parked: map[string]*participant{}}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.connections = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "quartet_signal_connections", Help: "Open signaling WebSocket connections.",
@@ -123,4 +129,24 @@ func (h *Handler) Close(grace time.Duration) {
 	}
 	h.cancel()
 	<-done
+}
+
+func (h *Handler) park(p *participant) {
+	h.parkedMu.Lock()
+	defer h.parkedMu.Unlock()
+	h.parked[p.sid] = p
+}
+
+func (h *Handler) unpark(p *participant) {
+	h.parkedMu.Lock()
+	defer h.parkedMu.Unlock()
+	if h.parked[p.sid] == p {
+		delete(h.parked, p.sid)
+	}
+}
+
+func (h *Handler) parkedParticipant(sid string) *participant {
+	h.parkedMu.Lock()
+	defer h.parkedMu.Unlock()
+	return h.parked[sid]
 }

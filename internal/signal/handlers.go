@@ -14,7 +14,7 @@ import (
 const maxRoomName = 128
 
 func (s *session) handleJoin(m *clientMessage) *protoError {
-	if s.media != nil {
+	if s.p != nil {
 		return newError(CodeAlreadyJoined, "join: already joined")
 	}
 	if m.Protocol != ProtocolVersion {
@@ -29,14 +29,21 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 	if perr := checkRoomName(roomName); perr != nil {
 		return perr
 	}
+	if m.Resume != nil {
+		return s.resume(m.Resume, claims)
+	}
 	info := s.participantInfo(claims)
-	s.log = s.log.With("room", roomName, "participant", info.SID, "identity", info.Identity)
-	media, err := s.h.deps.Media.Open(roomName, info.SID, *info.Permissions, s)
+	p := &participant{h: s.h, sid: info.SID, identity: info.Identity, roomName: roomName, info: info,
+		conn: s, resumeToken: newResumeToken(),
+		log: s.log.With("room", roomName, "participant", info.SID, "identity", info.Identity)}
+	s.log = p.log
+	media, err := s.h.deps.Media.Open(roomName, info.SID, *info.Permissions, p)
 	if err != nil {
 		s.log.Error("open media session", "err", err)
 		return &protoError{Code: CodeInternal, Message: "join: media server unavailable", Fatal: true}
 	}
-	r, others, err := s.h.deps.Rooms.Join(roomName, s, info)
+	p.media = media
+	r, others, err := s.h.deps.Rooms.Join(roomName, p, info)
 	if err != nil {
 		media.Close()
 		if errors.Is(err, room.ErrRoomFull) {
@@ -44,19 +51,59 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 		}
 		return &protoError{Code: CodeInternal, Message: "join: the room is closing, try again", Fatal: true}
 	}
-	s.sid, s.media = info.SID, media
-	s.rm.Store(r)
+	p.rm.Store(r)
+	s.p = p
 	s.joined.Store(true)
+	s.send(s.joinedMessage(p, info, others, p.resumeToken, false))
+	media.Start()
+	return nil
+}
+
+// resume attaches this connection to a participant whose connection
+// dropped, and restarts ICE so its media finds the way again.
+func (s *session) resume(req *resumeRequest, claims *auth.Claims) *protoError {
+	p := s.h.parkedParticipant(req.ParticipantSID)
+	if p == nil {
+		return newError(CodeResumeFailed, "join: no session to resume; join afresh")
+	}
+	token, ok := p.resume(s, req.ResumeToken, claims.Identity(), claims.Grants.Room)
+	if !ok {
+		return newError(CodeResumeFailed, "join: no session to resume; join afresh")
+	}
+	s.h.unpark(p)
+	s.log = p.log
+	s.p = p
+	s.joined.Store(true)
+	r := p.rm.Load()
+	self, others := p.info, []room.ParticipantInfo{}
+	for _, x := range r.Participants() {
+		if x.SID == p.sid {
+			self.Tracks = x.Tracks
+		} else {
+			others = append(others, x)
+		}
+	}
+	s.send(s.joinedMessage(p, self, others, token, true))
+	if err := p.media.Resync(); err != nil {
+		p.log.Warn("ICE restart after resume failed", "err", err)
+	}
+	p.log.Info("session resumed")
+	return nil
+}
+
+func (s *session) joinedMessage(p *participant, self room.ParticipantInfo, others []room.ParticipantInfo,
+	token string, resumed bool,
+) joinedMessage {
 	if others == nil {
 		others = []room.ParticipantInfo{}
 	}
-	s.send(joinedMessage{
+	r := p.rm.Load()
+	return joinedMessage{
 		Type: "joined", Protocol: ProtocolVersion, ServerVersion: s.h.cfg.ServerVersion,
 		Room:        roomRef{SID: r.SID(), Name: r.Name()},
-		Participant: info, Participants: others, ICEServers: s.iceServers(claims.Identity()),
-	})
-	media.Start()
-	return nil
+		Participant: self, Participants: others, ICEServers: s.iceServers(p.identity),
+		ResumeToken: token, Resumed: resumed,
+	}
 }
 
 func (s *session) participantInfo(c *auth.Claims) room.ParticipantInfo {
@@ -88,11 +135,11 @@ func (s *session) iceServers(identity string) []ICEServer {
 }
 
 func (s *session) handleOffer(m *clientMessage) *protoError {
-	return mediaError("offer", s.media.Publish(m.SDP, m.Tracks))
+	return mediaError("offer", s.p.media.Publish(m.SDP, m.Tracks))
 }
 
 func (s *session) handleAnswer(m *clientMessage) *protoError {
-	return mediaError("answer", s.media.SubscriberAnswer(m.SDP))
+	return mediaError("answer", s.p.media.SubscriberAnswer(m.SDP))
 }
 
 func (s *session) handleCandidate(m *clientMessage) *protoError {
@@ -100,26 +147,26 @@ func (s *session) handleCandidate(m *clientMessage) *protoError {
 	if c != nil && c.Candidate == "" {
 		c = nil // an empty candidate string also means end of candidates
 	}
-	if err := s.media.AddCandidate(m.Target, c); err != nil {
+	if err := s.p.media.AddCandidate(m.Target, c); err != nil {
 		return newError(CodeBadRequest, "candidate: %v", err)
 	}
 	return nil
 }
 
 func (s *session) handleRestartICE(*clientMessage) *protoError {
-	return mediaError("restart_ice", s.media.RestartICE())
+	return mediaError("restart_ice", s.p.media.RestartICE())
 }
 
 func (s *session) handleMute(m *clientMessage) *protoError {
-	if err := s.media.SetMuted(m.TrackSID, m.Muted); err != nil {
+	if err := s.p.media.SetMuted(m.TrackSID, m.Muted); err != nil {
 		return newError(CodeBadRequest, "mute: no published track %q", truncate(m.TrackSID, 40))
 	}
-	s.rm.Load().SetMuted(s.sid, m.TrackSID, m.Muted)
+	s.p.rm.Load().SetMuted(s.p.sid, m.TrackSID, m.Muted)
 	return nil
 }
 
 func (s *session) handleChat(m *clientMessage) *protoError {
-	s.rm.Load().Chat(s.sid, m.Text)
+	s.p.rm.Load().Chat(s.p.sid, m.Text)
 	return nil
 }
 
@@ -129,6 +176,7 @@ func (s *session) handlePing(m *clientMessage) *protoError {
 }
 
 func (s *session) handleLeave(*clientMessage) *protoError {
+	s.left = true
 	s.log.Info("client left")
 	return nil
 }
@@ -146,32 +194,5 @@ func mediaError(req string, err error) *protoError {
 		return newError(CodeBadRequest, "%s: %v", req, err)
 	default:
 		return newError(CodeInternal, "%s: the media server failed", req)
-	}
-}
-
-// MediaEvents, called from media goroutines: they only queue messages or
-// update the room.
-
-func (s *session) PublisherAnswer(sdp string, tracks []room.TrackInfo) {
-	s.send(sdpMessage{Type: "answer", Target: room.TargetPublisher, SDP: sdp, Tracks: tracks})
-}
-
-func (s *session) SubscriberOffer(sdp string, tracks map[string]room.TrackInfo) {
-	s.send(sdpMessage{Type: "offer", Target: room.TargetSubscriber, SDP: sdp, Tracks: tracks})
-}
-
-func (s *session) LocalCandidate(target string, c *room.Candidate) {
-	s.send(candidateMessage{Type: "candidate", Target: target, Candidate: c})
-}
-
-func (s *session) TrackPublished(t room.TrackInfo) {
-	if r := s.rm.Load(); r != nil {
-		r.AddTrack(t)
-	}
-}
-
-func (s *session) TrackUnpublished(t room.TrackInfo) {
-	if r := s.rm.Load(); r != nil {
-		r.RemoveTrack(t)
 	}
 }

@@ -30,6 +30,7 @@ const (
 	CodeBadSDP              = "bad_sdp"
 	CodeRateLimited         = "rate_limited"
 	CodeRoomFull            = "room_full"
+	CodeResumeFailed        = "resume_failed"
 	CodeInternal            = "internal"
 )
 
@@ -47,6 +48,13 @@ type clientMessage struct {
 	TrackSID  string           `json:"trackSid,omitempty"`
 	Muted     bool             `json:"muted,omitempty"`
 	Text      string           `json:"text,omitempty"`
+	Resume    *resumeRequest   `json:"resume,omitempty"`
+}
+
+// resumeRequest names the session a join resumes.
+type resumeRequest struct {
+	ParticipantSID string `json:"participantSid"`
+	ResumeToken    string `json:"resumeToken"`
 }
 
 // protoError is an error a client may see.
@@ -119,6 +127,9 @@ func validateJoin(m *clientMessage) *protoError {
 	}
 	if m.Protocol == 0 {
 		return &protoError{Code: CodeUnsupportedProtocol, Message: "join: protocol is required (this server speaks 1)", Fatal: true}
+	}
+	if r := m.Resume; r != nil && (r.ParticipantSID == "" || r.ResumeToken == "" || len(r.ResumeToken) > 128) {
+		return newError(CodeBadRequest, "join: resume needs participantSid and resumeToken")
 	}
 	return nil
 }
@@ -199,6 +210,8 @@ type joinedMessage struct {
 	Participant   room.ParticipantInfo   `json:"participant"`
 	Participants  []room.ParticipantInfo `json:"participants"`
 	ICEServers    []ICEServer            `json:"iceServers"`
+	ResumeToken   string                 `json:"resumeToken"`
+	Resumed       bool                   `json:"resumed"`
 }
 
 // ICEServer is one entry of RTCConfiguration.iceServers.

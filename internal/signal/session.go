@@ -11,8 +11,6 @@ import (
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
-
-	"github.com/quartet-rtc/quartet/internal/room"
 )
 
 // outQueue is how many messages may wait for a slow client before the
@@ -23,9 +21,10 @@ const outQueue = 256
 // send before it is disconnected.
 const maxViolations = 100
 
-// session is one WebSocket connection. The reader goroutine (run) owns the
-// fields in the "reader" block; the writer goroutine owns conn writes; other
-// goroutines (room broadcasts, media events) only enqueue messages.
+// session is one WebSocket connection, serving at most one participant. The
+// reader goroutine (run) owns the fields in the "reader" block; the writer
+// goroutine owns conn writes; other goroutines (room broadcasts, media
+// events, through the participant) only enqueue messages.
 type session struct {
 	h       *Handler
 	conn    *websocket.Conn
@@ -36,12 +35,11 @@ type session struct {
 	cancel  context.CancelFunc
 	closing sync.Once
 
-	rm     atomic.Pointer[room.Room] // set once joined
 	joined atomic.Bool
 
 	// reader
-	sid        string
-	media      room.MediaSession
+	p          *participant // set once joined
+	left       bool         // the client said leave
 	limiter    *rate.Limiter
 	violations int
 }
@@ -64,7 +62,9 @@ func (s *session) run(parent context.Context) {
 	go func() { defer close(writerDone); s.writeLoop(ctx) }()
 	go s.pingLoop(ctx)
 	s.readLoop(ctx)
-	s.leave()
+	if s.p != nil {
+		s.p.connectionEnded(s, s.left)
+	}
 	s.Close("")
 	<-writerDone
 	cancel()
@@ -144,7 +144,7 @@ func (s *session) dispatch(m *clientMessage) *protoError {
 	if m.Type == "join" {
 		return s.handleJoin(m)
 	}
-	if s.media == nil {
+	if s.p == nil {
 		if m.Type == "ping" {
 			return s.handlePing(m)
 		}
@@ -244,8 +244,8 @@ func (s *session) pingLoop(ctx context.Context) {
 	}
 }
 
-// Close implements room.Participant: it tells the client why (if reason is
-// set), flushes the queue and closes the connection.
+// Close tells the client why (if reason is set), flushes the queue and
+// closes the connection.
 func (s *session) Close(reason string) {
 	s.closing.Do(func() {
 		if reason != "" {
@@ -253,19 +253,4 @@ func (s *session) Close(reason string) {
 		}
 		close(s.quit)
 	})
-}
-
-// Deliver implements room.Participant.
-func (s *session) Deliver(ev room.Event) { s.send(ev) }
-
-// leave releases the room membership and media session; reader only.
-func (s *session) leave() {
-	if s.media == nil {
-		return
-	}
-	if r := s.rm.Load(); r != nil {
-		s.h.deps.Rooms.Leave(r, s.sid)
-	}
-	s.media.Close()
-	s.log.Info("session ended")
 }

@@ -1,0 +1,116 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/quartet-rtc/quartet/internal/client"
+	"github.com/quartet-rtc/quartet/internal/config"
+)
+
+func TestResumeAfterSignalingDropIsInvisibleToOthers(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	aliceCnt, bobCnt := newCounter(), newCounter()
+	alice := srv.join(t, ctx, "resume", "alice", aliceCnt, true)
+	defer alice.Close()
+	bob := srv.join(t, ctx, "resume", "bob", bobCnt, true)
+	defer bob.Close()
+	publishSynth(t, ctx, alice, true, true)
+	publishSynth(t, ctx, bob, true, false)
+	waitUntil(t, 20*time.Second, "media both ways", func() bool {
+		return bobCnt.get(alice.SID(), "video") > 30 && aliceCnt.get(bob.SID(), "video") > 30
+	})
+	sid, token := alice.SID(), alice.Joined.ResumeToken
+
+	if err := alice.DropAndResume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if alice.SID() != sid || alice.Joined.ResumeToken == token || alice.Joined.ResumeToken == "" {
+		t.Fatalf("resumed as %s with token %q; want the same sid and a new token", alice.SID(), alice.Joined.ResumeToken)
+	}
+	if len(alice.Joined.Participants) != 1 || alice.Joined.Participants[0].SID != bob.SID() {
+		t.Fatalf("resumed joined lists %+v, want bob", alice.Joined.Participants)
+	}
+	before := []int{bobCnt.get(alice.SID(), "video"), aliceCnt.get(bob.SID(), "video")}
+	waitUntil(t, 20*time.Second, "media both ways after the resume", func() bool {
+		return bobCnt.get(alice.SID(), "video") > before[0]+60 && aliceCnt.get(bob.SID(), "video") > before[1]+60
+	})
+	for _, m := range bob.Messages() {
+		if m.Type == "participant_left" || (m.Type == "participant_joined" && containsSID(m, sid)) {
+			t.Fatalf("bob noticed the resume: %s", m.Raw)
+		}
+	}
+	// The old token is spent.
+	r := srv.dialRaw(t, ctx)
+	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "resume", "alice")+
+		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+token+`"}}`)
+	r.expect(ctx, "error", "resume_failed")
+}
+
+func TestUnresumedParticipantLeavesAfterTimeout(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, func(c *config.Config) { c.Signal.ResumeTimeout = 300 * time.Millisecond }, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	watcher := srv.join(t, ctx, "expire", "watcher", newCounter(), true)
+	defer watcher.Close()
+	r := srv.dialRaw(t, ctx)
+	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "expire", "ghost")+`"}`)
+	joined := r.expect(ctx, "joined", "")
+	sid := joined["participant"].(map[string]any)["sid"].(string)
+	resumeToken := joined["resumeToken"].(string)
+	r.conn.CloseNow() // gone without a leave
+
+	if _, err := watcher.WaitFor(ctx, func(m client.Message) bool {
+		return m.Type == "participant_left" && containsSID(m, sid)
+	}); err != nil {
+		t.Fatalf("the ghost never left: %v", err)
+	}
+	late := srv.dialRaw(t, ctx)
+	late.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "expire", "ghost")+
+		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+resumeToken+`"}}`)
+	m := late.expect(ctx, "error", "resume_failed")
+	if !strings.Contains(m["message"].(string), "join afresh") {
+		t.Fatalf("message %q does not say what to do", m["message"])
+	}
+	// The connection stays usable for a plain join.
+	late.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "expire", "ghost")+`"}`)
+	late.expect(ctx, "joined", "")
+}
+
+func TestResumeNeedsTheSameIdentity(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := srv.dialRaw(t, ctx)
+	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "steal", "victim")+`"}`)
+	joined := r.expect(ctx, "joined", "")
+	sid := joined["participant"].(map[string]any)["sid"].(string)
+	resumeToken := joined["resumeToken"].(string)
+	r.conn.CloseNow()
+	time.Sleep(100 * time.Millisecond) // let the server park it
+
+	thief := srv.dialRaw(t, ctx)
+	thief.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "steal", "thief")+
+		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+resumeToken+`"}}`)
+	thief.expect(ctx, "error", "resume_failed")
+	bad := srv.dialRaw(t, ctx)
+	bad.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "steal", "victim")+
+		`","resume":{"participantSid":"`+sid+`","resumeToken":"wrong"}}`)
+	bad.expect(ctx, "error", "resume_failed")
+	// The real client can still resume: failed attempts do not spend it.
+	ok := srv.dialRaw(t, ctx)
+	ok.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "steal", "victim")+
+		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+resumeToken+`"}}`)
+	if m := ok.expect(ctx, "joined", ""); m["resumed"] != true {
+		t.Fatalf("joined without resumed: %v", m)
+	}
+}

@@ -1,0 +1,177 @@
+package signal
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// participantState is where a participant is in its life.
+type participantState int
+
+const (
+	attached participantState = iota // a connection serves it
+	parked                           // its connection dropped; waiting for a resume
+	done                             // it left the room; its media is closed
+)
+
+// participant is a joined member of a room. It outlives a dropped
+// connection for the resume timeout, keeping its room membership and media
+// session, so that a client can resume without anyone noticing. It
+// implements room.Participant and room.MediaEvents.
+type participant struct {
+	h        *Handler
+	sid      string
+	identity string
+	roomName string
+	info     room.ParticipantInfo // as the participant itself sees it
+	media    room.MediaSession
+	log      *slog.Logger
+	rm       atomic.Pointer[room.Room] // set once the room is joined
+
+	// mu guards the fields below; it is never held while sending or calling
+	// the room or the media session.
+	mu          sync.Mutex
+	state       participantState
+	conn        *session // nil unless attached
+	resumeToken string
+	closeReason string // set when the server ends the participant
+	parkTimer   *time.Timer
+}
+
+func newResumeToken() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// send queues a message on the current connection; while parked it is
+// lost, and a resumed client gets the room's state in its new joined.
+func (p *participant) send(v any) {
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	if c != nil {
+		c.send(v)
+	}
+}
+
+// Deliver implements room.Participant.
+func (p *participant) Deliver(ev room.Event) { p.send(ev) }
+
+// Close implements room.Participant: the server ends the participant
+// (removed, room closed, shutdown, duplicate identity).
+func (p *participant) Close(reason string) {
+	p.mu.Lock()
+	if p.closeReason == "" {
+		p.closeReason = reason
+	}
+	state, c := p.state, p.conn
+	if state == parked {
+		p.state = done
+		p.parkTimer.Stop()
+	}
+	p.mu.Unlock()
+	switch state {
+	case attached:
+		c.Close(reason) // its reader ends, and connectionEnded finishes the job
+	case parked:
+		p.h.unpark(p)
+		p.leave()
+	}
+}
+
+// connectionEnded runs when c's reader stops. A participant whose client
+// left, or whom the server ended, leaves the room; one whose connection
+// merely dropped is parked for a resume.
+func (p *participant) connectionEnded(c *session, clientLeft bool) {
+	p.mu.Lock()
+	if p.state != attached || p.conn != c {
+		p.mu.Unlock()
+		return
+	}
+	p.conn = nil
+	if clientLeft || p.closeReason != "" || p.h.closing.Load() {
+		p.state = done
+		p.mu.Unlock()
+		p.leave()
+		return
+	}
+	p.state = parked
+	p.parkTimer = time.AfterFunc(p.h.cfg.ResumeTimeout, p.expire)
+	p.mu.Unlock()
+	p.h.park(p)
+	p.log.Info("connection lost; waiting for the client to resume", "timeout", p.h.cfg.ResumeTimeout)
+}
+
+// expire ends a parked participant whose client did not come back.
+func (p *participant) expire() {
+	p.mu.Lock()
+	if p.state != parked {
+		p.mu.Unlock()
+		return
+	}
+	p.state = done
+	p.mu.Unlock()
+	p.h.unpark(p)
+	p.log.Info("client did not resume in time")
+	p.leave()
+}
+
+// resume attaches a new connection to a parked participant. It fails when
+// the participant is not parked or the token does not match.
+func (p *participant) resume(c *session, token, identity, roomName string) (newToken string, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	match := subtle.ConstantTimeCompare([]byte(token), []byte(p.resumeToken)) == 1
+	if p.state != parked || !match || identity != p.identity || roomName != p.roomName {
+		return "", false
+	}
+	p.parkTimer.Stop()
+	p.state, p.conn = attached, c
+	p.resumeToken = newResumeToken()
+	return p.resumeToken, true
+}
+
+// leave releases the room membership and the media session; it runs once,
+// on the transition to done.
+func (p *participant) leave() {
+	if r := p.rm.Load(); r != nil {
+		p.h.deps.Rooms.Leave(r, p.sid)
+	}
+	p.media.Close()
+	p.log.Info("participant left")
+}
+
+// MediaEvents, called from media goroutines: they only queue messages or
+// update the room.
+
+func (p *participant) PublisherAnswer(sdp string, tracks []room.TrackInfo) {
+	p.send(sdpMessage{Type: "answer", Target: room.TargetPublisher, SDP: sdp, Tracks: tracks})
+}
+
+func (p *participant) SubscriberOffer(sdp string, tracks map[string]room.TrackInfo) {
+	p.send(sdpMessage{Type: "offer", Target: room.TargetSubscriber, SDP: sdp, Tracks: tracks})
+}
+
+func (p *participant) LocalCandidate(target string, c *room.Candidate) {
+	p.send(candidateMessage{Type: "candidate", Target: target, Candidate: c})
+}
+
+func (p *participant) TrackPublished(t room.TrackInfo) {
+	if r := p.rm.Load(); r != nil {
+		r.AddTrack(t)
+	}
+}
+
+func (p *participant) TrackUnpublished(t room.TrackInfo) {
+	if r := p.rm.Load(); r != nil {
+		r.RemoveTrack(t)
+	}
+}
