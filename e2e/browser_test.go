@@ -637,8 +637,9 @@ const readStatesJS = `({ states: window.__states, shown: window.__shown })`
 // then fails twice, without a page reload: first her ICE (restarted on
 // both connections through the SDK's own restart routine), then her
 // signaling WebSocket (closed under the SDK as a network drop would). Each
-// time the call must recover: the same session after the ICE restart, a
-// new one (new participant sid, replacing the old) after the WebSocket drop.
+// time the call must recover in the same session: after the ICE restart
+// the same connections, after the WebSocket drop a resumed session (same
+// participant sid, same peer connections, nothing seen by Bob).
 func TestBrowserReconnects(t *testing.T) {
 	baseURL := startServer(t)
 	pages, sids := joinAll(t, baseURL, "e2e-reconnect", "Alice", "Bob")
@@ -715,12 +716,26 @@ func TestBrowserReconnects(t *testing.T) {
 	//
 	// The SDK detaches its handlers before every close it means (leave,
 	// teardown), so a close event on its live socket is a drop to recover
-	// from. Code 4000 is an application code, not a normal closure.
-	oldAliceSid := sids[alice]
+	// from. Code 4000 is an application code, not a normal closure. The
+	// server keeps Alice's session for signal.resume_timeout, so the SDK
+	// resumes it: same participant, same peer connections, ICE restarted
+	// on both, and Bob notices nothing.
+	aliceSid := sids[alice]
 	evalOK[bool](t, alice, "record connection states", recordStatesJS)
-	// Bob's raw signaling, to see what the server tells him about Alice.
-	evalOK[bool](t, bob, "record signaling", `(() => {
+	// Alice's subscriber and publisher ICE credentials before the drop: a
+	// resume restarts ICE on both.
+	oldSubUfrag = evalOK[string](t, alice, "subscriber remote ufrag", iceUfragJS("subscriberPC", "remoteDescription"))
+	oldPubLocal = evalOK[string](t, alice, "publisher local ufrag", iceUfragJS("publisherPC", "localDescription"))
+	// Both sides' room events and Bob's raw signaling, to see that nobody
+	// was told that anyone left or joined, and that no remote track ended.
+	for _, p := range pages {
+		evalOK[bool](t, p, "record room events", `(() => {
   const room = window.quartet.room;
+  window.__events = [];
+  for (const type of ['participantJoined', 'participantLeft']) {
+    room.on(type, ({ participant }) => window.__events.push(type + ' ' + participant.sid));
+  }
+  room.on('trackEnded', ({ participantSid, kind }) => window.__events.push('trackEnded ' + participantSid + ' ' + kind));
   window.__signal = [];
   const onMessage = room._onMessage.bind(room);
   room._onMessage = (msg) => {
@@ -731,40 +746,57 @@ func TestBrowserReconnects(t *testing.T) {
   };
   return true;
 })()`)
+	}
 	evalOK[bool](t, alice, "drop the WebSocket", `(() => {
   const room = window.quartet.room;
   window.__marker = 1;
   window.__oldSubPC = room.subscriberPC;
+  window.__oldPubPC = room.publisherPC;
   const ws = room._ws;
   if (!(ws instanceof WebSocket) || ws.readyState !== WebSocket.OPEN) throw new Error('no open SDK socket in room._ws');
+  window.__oldWS = ws;
   ws.close(4000, 'e2e: simulated network drop');
   return true;
 })()`)
 	wsStart := time.Now()
-	waitJS(t, alice, joinTimeout, "rejoined as a new participant, connected", fmt.Sprintf(`(() => {
+	waitJS(t, alice, joinTimeout, "a new open socket, connected", fmt.Sprintf(`(() => {
   const room = window.quartet.room;
-  return room.localParticipant && room.localParticipant.sid !== %s &&
-    room.subscriberPC && room.subscriberPC !== window.__oldSubPC && room._ws && room._ws.readyState === WebSocket.OPEN;
-})() && %s`, jsString(oldAliceSid), connected))
-	t.Logf("Alice: rejoined and connected %v after the drop", time.Since(wsStart).Round(time.Millisecond))
+  return room._ws && room._ws !== window.__oldWS && room._ws.readyState === WebSocket.OPEN;
+})() && %s`, connected))
+	t.Logf("Alice: connected again %v after the drop", time.Since(wsStart).Round(time.Millisecond))
+	// Resumed, not rejoined: same participant, same peer connections.
+	session := evalOK[string](t, alice, "session after the drop", `(() => {
+  const room = window.quartet.room;
+  return JSON.stringify({ sid: room.localParticipant.sid,
+    samePublisher: room.publisherPC === window.__oldPubPC, sameSubscriber: room.subscriberPC === window.__oldSubPC });
+})()`)
+	if want := fmt.Sprintf(`{"sid":%s,"samePublisher":true,"sameSubscriber":true}`, jsString(aliceSid)); session != want {
+		t.Fatalf("Alice: after the drop the session is %s, want it resumed: %s", session, want)
+	}
 	// No reload: same document, same app state.
 	noReload := evalOK[string](t, alice, "page state", `JSON.stringify({ state: document.body.dataset.state, marker: window.__marker })`)
 	if noReload != `{"state":"joined","marker":1}` {
 		t.Fatalf("Alice: after the drop the page is %s, want joined with the marker kept (no reload)", noReload)
 	}
-	newAliceSid := waitJoined(t, alice)
-	t.Logf("Alice rejoined as %s (was %s)", newAliceSid, oldAliceSid)
+	// The resume restarted ICE on both connections: the server offered new
+	// subscriber credentials, Alice offered new publisher ones, and both
+	// negotiations are over.
+	waitJS(t, alice, uiTimeout, "new ICE ufrags on both connections after the resume", fmt.Sprintf(
+		`(%s) !== %s && (%s) !== %s && ['publisherPC', 'subscriberPC'].every((k) => window.quartet.room[k].signalingState === 'stable')`,
+		iceUfragJS("subscriberPC", "remoteDescription"), jsString(oldSubUfrag),
+		iceUfragJS("publisherPC", "localDescription"), jsString(oldPubLocal)))
 	wsStates := evalOK[stateLog](t, alice, "connection states", readStatesJS)
-	if slices.Contains(wsStates.States, "reconnecting") {
-		t.Logf("Alice: WebSocket drop: went through reconnecting: SDK states %v, #connection-state showed %v", wsStates.States, wsStates.Shown)
-	} else {
-		t.Logf("Alice: WebSocket drop: back to connected directly: SDK states %v, #connection-state showed %v", wsStates.States, wsStates.Shown)
-	}
-	if n := len(wsStates.States); n == 0 || wsStates.States[n-1] != "connected" {
-		t.Fatalf("Alice: WebSocket drop: SDK states %v do not end connected", wsStates.States)
+	t.Logf("Alice: WebSocket drop: SDK states %v, #connection-state showed %v", wsStates.States, wsStates.Shown)
+	if !slices.Contains(wsStates.States, "reconnecting") || wsStates.States[len(wsStates.States)-1] != "connected" {
+		t.Fatalf("Alice: WebSocket drop: want reconnecting then connected, got SDK states %v", wsStates.States)
 	}
 
-	// Bob ends with exactly one tile and one participant: the new Alice.
+	// Media keeps flowing both ways, attributed to the same sids.
+	waitVideoIncrease(t, bob, aliceSid, 10, uiTimeout)
+	waitVideoIncrease(t, alice, sids[bob], 10, uiTimeout)
+	waitForMedia(t, pages, sids)
+
+	// Each side still has exactly one tile and one participant: the other.
 	oneTile := func(sid string) string {
 		return fmt.Sprintf(`(() => {
   const sid = %s, room = window.quartet.room;
@@ -776,20 +808,16 @@ func TestBrowserReconnects(t *testing.T) {
     room.remoteTracks.length > 0 && room.remoteTracks.every((rt) => rt.participantSid === sid);
 })()`, jsString(sid))
 	}
-	waitJS(t, bob, uiTimeout, "exactly one tile, participant and remote tracks: Alice's new sid", oneTile(newAliceSid))
+	waitJS(t, bob, uiTimeout, "exactly one tile, participant and remote tracks: Alice's", oneTile(aliceSid))
 	waitJS(t, alice, uiTimeout, "exactly one tile, participant and remote tracks: Bob's", oneTile(sids[bob]))
-	signal := evalOK[[]string](t, bob, "Bob's signaling", `window.__signal`)
-	t.Logf("Bob: participant messages after the drop: %v", signal)
-	left, joined := slices.Index(signal, "participant_left "+oldAliceSid), slices.Index(signal, "participant_joined "+newAliceSid)
-	if left < 0 || joined < 0 {
-		t.Fatalf("Bob: want participant_left %s and participant_joined %s, got %v", oldAliceSid, newAliceSid, signal)
+	// Nobody was told that anyone left or joined, and no remote track was
+	// torn down and rebuilt.
+	for _, p := range pages {
+		seen := evalOK[[]string](t, p, "room events", `window.__events.concat(window.__signal)`)
+		if len(seen) > 0 {
+			t.Fatalf("%s: after Alice's resume, want no participant or track churn, got %v", p.name, seen)
+		}
 	}
-
-	// Media flows both ways again, attributed to the new sid only.
-	sids[alice] = newAliceSid
-	waitForMedia(t, pages, sids)
-	waitVideoIncrease(t, bob, newAliceSid, 10, uiTimeout)
-	waitVideoIncrease(t, alice, sids[bob], 10, uiTimeout)
 
 	// Recovery is silent: no error banner on either page.
 	for _, p := range pages {

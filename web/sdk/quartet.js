@@ -213,6 +213,12 @@ export class Room extends EventTarget {
     this._subChain = Promise.resolve();
     /** @private @type {RTCIceCandidateInit[]} */
     this._subHeldCandidates = [];
+    /**
+     * @private what a `join` needs to resume this session after a drop,
+     * from the last `joined`; null when there is nothing to resume
+     * @type {{participantSid: string, resumeToken: string}|null}
+     */
+    this._resume = null;
     /** @private set by leave (ours or the server's): no more reconnection */
     this._closed = false;
     /** @private */
@@ -272,7 +278,7 @@ export class Room extends EventTarget {
     this._setState('connecting');
     try {
       const token = await this._getToken(false);
-      await this._openSession(token);
+      await this._establishSession(token);
     } catch (err) {
       this._teardownSession();
       this._setState('disconnected');
@@ -414,57 +420,136 @@ export class Room extends EventTarget {
   }
 
   /**
-   * Opens a WebSocket and joins. Resolves once `joined` has been handled
-   * (peer connections built, local tracks re-added).
+   * Opens a WebSocket and joins on it. When a session is kept for resuming
+   * (after a drop), it first asks the server to resume it; if the server
+   * cannot (`resume_failed`), it joins afresh on the same socket, as the
+   * protocol allows. Resolves once the `joined` has been handled.
    * @private
    * @param {string} token
    * @returns {Promise<void>}
    */
-  _openSession(token) {
+  async _establishSession(token) {
+    const ws = await this._openSocket();
+    try {
+      const resume = this._resume;
+      if (resume && this._pub) {
+        try {
+          await this._join(ws, { ...this._joinMessage(token), resume }, (msg) => this._onResumeAnswer(msg));
+          return;
+        } catch (err) {
+          if (!(err instanceof QuartetError && err.code === 'resume_failed')) throw err;
+          // The server no longer holds the session (it timed out or was
+          // ended): the kept connections serve nothing any more.
+          console.info('quartet: session could not be resumed; joining afresh');
+          this._closePeers();
+        }
+      }
+      await this._join(ws, this._joinMessage(token), (msg) => this._onJoined(msg));
+    } catch (err) {
+      // Not joined: the socket is still ours to close. (Once joined it is
+      // this._ws, and the caller's teardown closes it.)
+      if (this._ws !== ws) { detachSocket(ws); ws.close(1000); }
+      throw err;
+    }
+  }
+
+  /** @private @param {string} token */
+  _joinMessage(token) {
+    return { type: 'join', protocol: PROTOCOL_VERSION, token };
+  }
+
+  /**
+   * Opens a WebSocket; resolves with it once open.
+   * @private
+   * @returns {Promise<WebSocket>}
+   */
+  _openSocket() {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
-      this._ws = ws;
-      let settled = false;
       const fail = (/** @type {QuartetError} */ err) => {
-        if (settled) return;
-        settled = true;
         clearTimeout(timer);
         detachSocket(ws);
-        if (this._ws === ws) this._ws = null;
+        ws.close();
         reject(err);
       };
-      const timer = setTimeout(() => fail(new QuartetError('timeout', 'no answer to join')), JOIN_TIMEOUT_MS);
-
-      ws.onopen = () => { ws.send(JSON.stringify({ type: 'join', protocol: PROTOCOL_VERSION, token })); };
+      const timer = setTimeout(() => fail(new QuartetError('timeout', 'could not open the signaling connection')), JOIN_TIMEOUT_MS);
       ws.onerror = () => {}; // a close event always follows
-      ws.onclose = (ev) => {
-        if (!settled) fail(new QuartetError('closed', `connection closed before joining (code ${ev.code})`));
-        else this._onSocketClosed(ws);
-      };
-      ws.onmessage = (ev) => {
-        const msg = parseMessage(ev.data);
-        if (!msg) return;
-        if (settled) { this._onMessage(msg); return; }
-        if (msg.type === 'joined') {
-          settled = true;
-          clearTimeout(timer);
-          try {
-            this._onJoined(msg);
-          } catch (err) {
-            reject(err);
-            return;
-          }
-          resolve();
-        } else if (msg.type === 'error') {
-          fail(new QuartetError(msg.code || 'error', msg.message || 'join failed', msg.requestType));
-        } else if (msg.type === 'leave') {
-          fail(new QuartetError(msg.reason || 'closed', `left: ${msg.reason}`));
-        }
-      };
+      ws.onclose = (ev) => fail(new QuartetError('closed', `connection closed before joining (code ${ev.code})`));
+      ws.onopen = () => { clearTimeout(timer); resolve(ws); };
     });
   }
 
-  /** @private @param {any} msg */
+  /**
+   * Sends `join` on an open socket and waits for the answer. On `joined`
+   * the socket becomes the session's and `onJoined` runs at once, in the
+   * same task: the server may send a subscriber offer right behind the
+   * `joined`, and it must find the session ready. Rejects with a
+   * QuartetError on `error`, `leave`, close or timeout; after an error the
+   * server does not close on (`resume_failed`) the socket may be joined on
+   * again.
+   * @private
+   * @param {WebSocket} ws
+   * @param {object} join the `join` message
+   * @param {(msg: any) => void} onJoined
+   * @returns {Promise<void>}
+   */
+  _join(ws, join, onJoined) {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (/** @type {any} */ err) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) reject(err); else resolve(undefined);
+      };
+      const timer = setTimeout(() => settle(new QuartetError('timeout', 'no answer to join')), JOIN_TIMEOUT_MS);
+      ws.onclose = (ev) => settle(new QuartetError('closed', `connection closed before joining (code ${ev.code})`));
+      ws.onmessage = (ev) => {
+        const msg = parseMessage(ev.data);
+        if (!msg || settled) return;
+        if (msg.type === 'joined') {
+          this._ws = ws;
+          ws.onmessage = (e) => { const m = parseMessage(e.data); if (m) this._onMessage(m); };
+          ws.onclose = () => this._onSocketClosed(ws);
+          try {
+            onJoined(msg);
+            settle(null);
+          } catch (err) {
+            settle(err);
+          }
+        } else if (msg.type === 'error') {
+          settle(new QuartetError(msg.code || 'error', msg.message || 'join failed', msg.requestType));
+        } else if (msg.type === 'leave') {
+          settle(new QuartetError(msg.reason || 'closed', `left: ${msg.reason}`));
+        }
+      };
+      ws.send(JSON.stringify(join));
+    });
+  }
+
+  /**
+   * Handles the `joined` that answers a resume request. Only `resumed:
+   * true` for our own sid resumes; anything else (a server that ignores
+   * `resume` answers with a new participant) is a fresh session.
+   * @private @param {any} msg
+   */
+  _onResumeAnswer(msg) {
+    const self = this.localParticipant;
+    const sid = msg.participant && msg.participant.sid;
+    if (msg.resumed === true && self && sid === self.sid) {
+      this._onResumed(msg);
+      return;
+    }
+    if (msg.resumed === true) console.warn(`quartet: server resumed participant ${sid}, not ${self && self.sid}; rejoining`);
+    this._closePeers();
+    this._onJoined(msg);
+  }
+
+  /**
+   * Applies a fresh `joined`: new peer connections, local tracks
+   * published again.
+   * @private @param {any} msg
+   */
   _onJoined(msg) {
     this.roomInfo = msg.room || null;
     this.serverVersion = msg.serverVersion || '';
@@ -472,6 +557,7 @@ export class Room extends EventTarget {
     this.iceServers = this._iceServersOption || (Array.isArray(msg.iceServers) ? msg.iceServers : []);
     this._replaceParticipants((msg.participants || []).map(normalizeParticipant));
     this._createPeerConnections();
+    this._resume = resumeRequestFrom(msg);
     this._startPing();
     // Republish (after a reconnection, or tracks published before connect).
     if (this._published.size > 0) {
@@ -485,17 +571,66 @@ export class Room extends EventTarget {
   }
 
   /**
-   * Replaces the participant list (on join or rejoin), emitting events for
-   * the differences so that listeners stay in sync.
+   * Applies a `joined` that resumed our session. The peer connections and
+   * local tracks stay as they are; the room view is brought up to date
+   * (events sent while we were away are lost), and ICE restarts on both
+   * connections, since the network path may have changed: the server
+   * offers the subscriber side itself, we offer the publisher side.
+   * @private @param {any} msg
+   */
+  _onResumed(msg) {
+    this.roomInfo = msg.room || this.roomInfo;
+    this.serverVersion = msg.serverVersion || this.serverVersion;
+    this.localParticipant = normalizeParticipant(msg.participant);
+    this._replaceParticipants((msg.participants || []).map(normalizeParticipant));
+    this._updateIceServers(msg.iceServers);
+    // Resume tokens are single-use: the next resume needs this one.
+    this._resume = resumeRequestFrom(msg);
+    if (!this._resume) console.warn('quartet: resumed joined carries no resumeToken; the next drop will rejoin afresh');
+    this._startPing();
+    // Watch both restarts like any ICE restart: the state returns to
+    // connected once both are up, and media that does not come back
+    // rebuilds the session. A connection never negotiated has nothing to
+    // restart.
+    for (const target of /** @type {Target[]} */ (['publisher', 'subscriber'])) {
+      this._clearIceMonitor(target);
+      const pc = this._pcFor(target);
+      if (pc && pc.remoteDescription) this._watchIceRecovery(target);
+    }
+    // Mute changes made while away never reached the server.
+    for (const entry of this._published.values()) {
+      if (entry.sid && entry.serverMuted !== entry.muted) this._sendMute(entry);
+    }
+    this._restartPublisherIce().catch(() => {}); // errors are emitted by the loop
+  }
+
+  /**
+   * ICE servers may come with fresh credentials in a resumed `joined`; the
+   * kept connections use them from their ICE restart on.
+   * @private @param {any} list
+   */
+  _updateIceServers(list) {
+    if (this._iceServersOption) return;
+    this.iceServers = Array.isArray(list) ? list : [];
+    for (const pc of [this.publisherPC, this.subscriberPC]) {
+      if (!pc) continue;
+      try {
+        pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers });
+      } catch (err) {
+        console.debug('quartet: ICE servers not updated:', err && /** @type {any} */ (err).message);
+      }
+    }
+  }
+
+  /**
+   * Replaces the participant list (on join, rejoin or resume), emitting
+   * events for the differences so that listeners stay in sync.
    * @private @param {ParticipantInfo[]} list
    */
   _replaceParticipants(list) {
     const next = new Map(list.map((p) => [p.sid, p]));
     for (const [sid, old] of this.participants) {
-      if (!next.has(sid)) {
-        this.participants.delete(sid);
-        this._emit('participantLeft', { participant: old });
-      }
+      if (!next.has(sid)) this._onParticipantLeft(old);
     }
     for (const p of list) {
       const old = this.participants.get(p.sid);
@@ -508,9 +643,13 @@ export class Room extends EventTarget {
       for (const t of old.tracks) {
         if (!newSids.has(t.sid)) this._emit('trackUnpublished', { track: t, participant: p, local: false });
       }
-      const oldSids = new Set(old.tracks.map((t) => t.sid));
+      const oldTracks = new Map(old.tracks.map((t) => [t.sid, t]));
       for (const t of p.tracks) {
-        if (!oldSids.has(t.sid)) this._emit('trackPublished', { track: t, participant: p, local: false });
+        const was = oldTracks.get(t.sid);
+        if (!was) this._emit('trackPublished', { track: t, participant: p, local: false });
+        else if (!!was.muted !== !!t.muted) {
+          this._emit('muteChanged', { participantSid: p.sid, trackSid: t.sid, muted: !!t.muted, local: false });
+        }
       }
     }
   }
@@ -554,12 +693,29 @@ export class Room extends EventTarget {
    */
   _teardownSession() {
     this._stopPing();
+    this._closePeers();
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) { detachSocket(ws); ws.close(1000); }
+  }
+
+  /**
+   * Closes both peer connections and forgets their state, including the
+   * means to resume the session (which would need them).
+   * @private
+   */
+  _closePeers() {
+    this._resume = null;
     for (const target of /** @type {Target[]} */ (['publisher', 'subscriber'])) this._clearIceMonitor(target);
     if (this._pub) {
-      this._pub.closed = true;
-      const pending = this._pub.pendingAnswer;
-      this._pub.pendingAnswer = null;
+      const st = this._pub;
+      st.closed = true;
+      const pending = st.pendingAnswer;
+      st.pendingAnswer = null;
       if (pending) { clearTimeout(pending.timer); pending.reject(new QuartetError('closed', 'session closed')); }
+      // A loop paused while signaling was down will not run again: release
+      // its callers (the tracks are republished on the next session).
+      if (!st.running) st.waiters.splice(0).forEach((w) => w.resolve());
       this._pub = null;
     }
     for (const pc of [this.publisherPC, this.subscriberPC]) {
@@ -572,37 +728,65 @@ export class Room extends EventTarget {
     this._subHeldCandidates = [];
     this._subChain = Promise.resolve();
     for (const entry of this._published.values()) { entry.transceiver = null; entry.sid = null; }
+  }
+
+  /**
+   * Drops the signaling socket but keeps the peer connections, whose media
+   * may well keep flowing, for a resume.
+   * @private
+   */
+  _suspendSession() {
+    this._stopPing();
     const ws = this._ws;
     this._ws = null;
     if (ws) { detachSocket(ws); ws.close(1000); }
+    // The answer to an offer still out was lost with the socket. Failing
+    // the wait lets the negotiation loop roll the offer back and redo it
+    // once the session resumes (see _runPublisherLoop).
+    const st = this._pub;
+    const pending = st && st.pendingAnswer;
+    if (st && pending) {
+      st.pendingAnswer = null;
+      clearTimeout(pending.timer);
+      pending.reject(new QuartetError('closed', 'signaling connection lost'));
+    }
   }
 
   /** @private @param {WebSocket} ws */
   _onSocketClosed(ws) {
     if (ws !== this._ws) return;
     this._ws = null;
-    if (!this._closed) this._reconnect();
+    if (!this._closed) this._reconnect({ resume: true });
   }
 
   /**
    * Drops the current socket (if any) and starts reconnecting.
-   * @private @param {string} why
+   * @private
+   * @param {string} why
+   * @param {{resume?: boolean}} [opts] resume: the peer connections are
+   *   fine (only signaling failed), so try to keep them
    */
-  _dropConnection(why) {
+  _dropConnection(why, opts = {}) {
     if (this._closed || this._reconnecting) return;
     console.warn(`quartet: reconnecting: ${why}`);
-    this._reconnect();
+    this._reconnect({ resume: !!opts.resume });
   }
 
   /**
-   * Rebuilds the session: new token (tokenProvider), new socket, join,
-   * fresh peer connections, same local tracks. Retries with backoff.
+   * Restores the session, retrying with backoff. With `resume` (and a
+   * session the server may still hold) the peer connections and their
+   * media stay up while a new socket resumes the session. Otherwise, or
+   * when the server cannot resume it, the session is rebuilt: new token
+   * (tokenProvider), new socket, join, fresh peer connections, same local
+   * tracks.
    * @private
+   * @param {{resume: boolean}} opts
    */
-  async _reconnect() {
+  async _reconnect({ resume }) {
     if (this._reconnecting || this._closed) return;
     this._reconnecting = true;
-    this._teardownSession();
+    if (resume && this._resume && this._pub) this._suspendSession();
+    else this._teardownSession();
     this._setState('reconnecting');
     const deadline = Date.now() + RECONNECT_GIVE_UP_MS;
     let delay = RECONNECT_FIRST_DELAY_MS;
@@ -614,15 +798,19 @@ export class Room extends EventTarget {
       try {
         const token = await this._getToken(true);
         if (this._closed) break;
-        await this._openSession(token);
+        await this._establishSession(token);
         if (this._ws) {
           this._reconnecting = false;
-          this._setState('connected');
+          // After a resume, ICE restarts are still under way: their end
+          // (_iceRecovered) reports connected.
+          if (!this._ice.publisher.recovering && !this._ice.subscriber.recovering) this._setState('connected');
           return;
         }
       } catch (err) {
         lastError = err;
-        this._teardownSession();
+        // A session that failed half-way through its join is rebuilt from
+        // scratch; connections kept for a resume still are worth keeping.
+        if (this._ws) this._teardownSession();
         if (err instanceof QuartetError && FATAL_JOIN_CODES.has(err.code)) break;
       }
       if (Date.now() + delay >= deadline) break;
@@ -639,6 +827,11 @@ export class Room extends EventTarget {
   }
 
   // --------------------------------------------------------------- signaling
+
+  /** @private whether messages can be sent on a joined socket now */
+  _signalingOpen() {
+    return !!this._ws && this._ws.readyState === WebSocket.OPEN;
+  }
 
   /**
    * @private
@@ -700,7 +893,8 @@ export class Room extends EventTarget {
     this._pingOutstandingSince = 0;
     this._pingTimer = setInterval(() => {
       if (this._pingOutstandingSince && Date.now() - this._pingOutstandingSince > PONG_TIMEOUT_MS) {
-        this._dropConnection('no pong from server');
+        // Only signaling is in doubt: keep the media, resume the session.
+        this._dropConnection('no pong from server', { resume: true });
         return;
       }
       if (this._send({ type: 'ping', id: String(++this._pingSeq) }) && !this._pingOutstandingSince) {
@@ -850,14 +1044,23 @@ export class Room extends EventTarget {
    * @private @param {Target} target
    */
   _restartIce(target) {
-    const mon = this._ice[target];
-    if (!mon.recovering) {
-      mon.recovering = true;
-      mon.giveUpTimer = setTimeout(() => this._dropConnection(`${target} ICE did not recover`), ICE_RESTART_GIVE_UP_MS);
-    }
+    this._watchIceRecovery(target);
     this._setState('reconnecting');
     if (target === 'publisher') this._negotiatePublisher({ iceRestart: true }).catch(() => {});
     else this._send({ type: 'restart_ice' });
+  }
+
+  /**
+   * Marks an ICE restart as under way on a connection: connectionState
+   * stays `reconnecting` until it is over (_iceRecovered), and if it is not
+   * over within ICE_RESTART_GIVE_UP_MS the session is rebuilt.
+   * @private @param {Target} target
+   */
+  _watchIceRecovery(target) {
+    const mon = this._ice[target];
+    if (mon.recovering) return;
+    mon.recovering = true;
+    mon.giveUpTimer = setTimeout(() => this._dropConnection(`${target} ICE did not recover`), ICE_RESTART_GIVE_UP_MS);
   }
 
   /**
@@ -921,6 +1124,9 @@ export class Room extends EventTarget {
     st.running = true;
     try {
       while (st.dirty && !st.closed) {
+        // Signaling is down while a resume is under way: leave the request
+        // pending; the resume negotiates again (_restartPublisherIce).
+        if (!this._signalingOpen()) break;
         st.dirty = false;
         const waiters = st.waiters.splice(0);
         const iceRestart = st.iceRestart;
@@ -933,6 +1139,12 @@ export class Room extends EventTarget {
             // The session went away; the tracks will be republished on the
             // next one, so this is not the caller's failure.
             waiters.forEach((w) => w.resolve());
+          } else if (err instanceof QuartetError && err.code === 'closed') {
+            // The socket dropped during the round (which rolled its offer
+            // back): redo it for the same callers. While signaling is down
+            // the loop stops at its top; the resume starts it again.
+            st.waiters.unshift(...waiters);
+            st.dirty = true;
           } else {
             const e = err instanceof QuartetError ? err : new QuartetError('negotiation_failed', String(err && err.message || err), 'offer');
             waiters.forEach((w) => w.reject(e));
@@ -963,6 +1175,7 @@ export class Room extends EventTarget {
     const tracks = this._describeLocalTracks(pc, sdp);
     if (!this._send({ type: 'offer', target: 'publisher', sdp, tracks })) {
       await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      if (iceRestart) st.iceRestart = true; // still needed next round
       throw new QuartetError('closed', 'not connected');
     }
     // Messages are handled in later tasks, so the answer cannot be missed.
@@ -975,6 +1188,10 @@ export class Room extends EventTarget {
       if (!st.closed && pc.signalingState === 'have-local-offer') {
         await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
       }
+      // Candidates held for the answer that never came belong to ICE
+      // credentials we will never use; added after a later answer, Chrome
+      // pairs them with the new ones and rejects the server's checks.
+      st.heldCandidates.length = 0;
       if (iceRestart) st.iceRestart = true; // still needed next round
       throw err;
     }
@@ -983,6 +1200,23 @@ export class Room extends EventTarget {
     for (const c of st.heldCandidates.splice(0)) addCandidate(pc, c);
     this._applyTrackSids(answer.tracks);
     if (iceRestart) this._iceRecovered('publisher');
+  }
+
+  /**
+   * After a resume: restarts ICE on the publisher connection with a new
+   * offer. An offer whose answer was lost with the old socket is rolled
+   * back first (normally the negotiation loop has done so already; this
+   * covers one left behind by a loop that stopped).
+   * @private
+   */
+  async _restartPublisherIce() {
+    const st = this._pub;
+    if (!st) return;
+    if (!st.running && st.pc.signalingState === 'have-local-offer') {
+      await st.pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+    }
+    if (st !== this._pub || st.closed) return;
+    await this._negotiatePublisher({ iceRestart: true });
   }
 
   /** @private @param {PublisherState} st @returns {Promise<any>} */
@@ -1064,6 +1298,13 @@ export class Room extends EventTarget {
 
   /** @private @param {RTCPeerConnection} pc @param {any} msg */
   async _answerSubscriber(pc, msg) {
+    if (pc !== this.subscriberPC) return;
+    // We only ever answer on this connection, so an offer of ours cannot be
+    // pending; should one be, the server's offer replaces it. (In
+    // have-remote-offer a new remote offer simply replaces the old one.)
+    if (pc.signalingState === 'have-local-offer' || pc.signalingState === 'have-local-pranswer') {
+      await pc.setLocalDescription({ type: 'rollback' });
+    }
     if (pc !== this.subscriberPC) return;
     // Set before applying the offer so the mapping is ready for ontrack.
     this._midInfo = new Map(Object.entries(msg.tracks || {}));
@@ -1168,6 +1409,20 @@ function normalizeParticipant(raw) {
     name: String(p.name || p.identity || ''),
     tracks: Array.isArray(p.tracks) ? p.tracks.slice() : [],
   };
+}
+
+/**
+ * What a `join` needs to resume the session a `joined` describes, or null
+ * if the server offers no resume (an older server sends no token).
+ * @param {any} msg the `joined` message
+ * @returns {{participantSid: string, resumeToken: string}|null}
+ */
+function resumeRequestFrom(msg) {
+  const participantSid = msg.participant && msg.participant.sid;
+  const resumeToken = msg.resumeToken;
+  if (typeof participantSid !== 'string' || !participantSid) return null;
+  if (typeof resumeToken !== 'string' || !resumeToken) return null;
+  return { participantSid, resumeToken };
 }
 
 /** @param {WebSocket} ws */
