@@ -114,3 +114,37 @@ func TestResumeNeedsTheSameIdentity(t *testing.T) {
 		t.Fatalf("joined without resumed: %v", m)
 	}
 }
+
+// A client may notice a dead connection before the server does; its resume
+// then takes over the participant from the connection still attached.
+func TestResumeTakesOverAConnectionTheServerStillHolds(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	watcher := srv.join(t, ctx, "takeover", "watcher", newCounter(), true)
+	defer watcher.Close()
+	first := srv.dialRaw(t, ctx)
+	first.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "takeover", "mobile")+`"}`)
+	joined := first.expect(ctx, "joined", "")
+	sid := joined["participant"].(map[string]any)["sid"].(string)
+
+	second := srv.dialRaw(t, ctx)
+	second.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "takeover", "mobile")+
+		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+joined["resumeToken"].(string)+`"}}`)
+	if m := second.expect(ctx, "joined", ""); m["resumed"] != true {
+		t.Fatalf("not resumed: %v", m)
+	}
+	first.expectClosed(ctx, websocket.StatusNormalClosure)
+	second.write(ctx, websocket.MessageText, `{"type":"chat","text":"still here"}`)
+	if _, err := watcher.WaitFor(ctx, func(m client.Message) bool {
+		return m.Type == "chat" && strings.Contains(string(m.Raw), "still here")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range watcher.Messages() {
+		if m.Type == "participant_left" {
+			t.Fatalf("the watcher saw a leave: %s", m.Raw)
+		}
+	}
+}

@@ -55,11 +55,11 @@ type Handler struct {
 	conns   atomic.Int64
 	closing atomic.Bool
 
-	parkedMu sync.Mutex
-	parked   map[string]*participant // by participant sid, waiting for a resume
-	ctx      context.Context         // canceled by Close
-	cancel   context.CancelFunc
-	sessions sync.WaitGroup
+	participantsMu sync.Mutex
+	participants   map[string]*participant // joined and not yet gone, by sid
+	ctx            context.Context         // canceled by Close
+	cancel         context.CancelFunc
+	sessions       sync.WaitGroup
 
 	connections prometheus.GaugeFunc
 	errors      *prometheus.CounterVec
@@ -68,7 +68,7 @@ type Handler struct {
 
 // New creates the signaling handler.
 func New(cfg Config, deps Deps) *Handler {
-	h := &Handler{cfg: cfg, deps: deps, parked: map[string]*participant{}}
+	h := &Handler{cfg: cfg, deps: deps, participants: map[string]*participant{}}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.connections = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "quartet_signal_connections", Help: "Open signaling WebSocket connections.",
@@ -131,22 +131,23 @@ func (h *Handler) Close(grace time.Duration) {
 	<-done
 }
 
-func (h *Handler) park(p *participant) {
-	h.parkedMu.Lock()
-	defer h.parkedMu.Unlock()
-	h.parked[p.sid] = p
+// register records a joined participant so that its client can resume it.
+func (h *Handler) register(p *participant) {
+	h.participantsMu.Lock()
+	defer h.participantsMu.Unlock()
+	h.participants[p.sid] = p
 }
 
-func (h *Handler) unpark(p *participant) {
-	h.parkedMu.Lock()
-	defer h.parkedMu.Unlock()
-	if h.parked[p.sid] == p {
-		delete(h.parked, p.sid)
+func (h *Handler) unregister(p *participant) {
+	h.participantsMu.Lock()
+	defer h.participantsMu.Unlock()
+	if h.participants[p.sid] == p {
+		delete(h.participants, p.sid)
 	}
 }
 
-func (h *Handler) parkedParticipant(sid string) *participant {
-	h.parkedMu.Lock()
-	defer h.parkedMu.Unlock()
-	return h.parked[sid]
+func (h *Handler) participant(sid string) *participant {
+	h.participantsMu.Lock()
+	defer h.participantsMu.Unlock()
+	return h.participants[sid]
 }

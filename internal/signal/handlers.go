@@ -52,6 +52,7 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 		return &protoError{Code: CodeInternal, Message: "join: the room is closing, try again", Fatal: true}
 	}
 	p.rm.Store(r)
+	s.h.register(p)
 	s.p = p
 	s.joined.Store(true)
 	s.send(s.joinedMessage(p, info, others, p.resumeToken, false))
@@ -62,15 +63,17 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 // resume attaches this connection to a participant whose connection
 // dropped, and restarts ICE so its media finds the way again.
 func (s *session) resume(req *resumeRequest, claims *auth.Claims) *protoError {
-	p := s.h.parkedParticipant(req.ParticipantSID)
+	p := s.h.participant(req.ParticipantSID)
 	if p == nil {
 		return newError(CodeResumeFailed, "join: no session to resume; join afresh")
 	}
-	token, ok := p.resume(s, req.ResumeToken, claims.Identity(), claims.Grants.Room)
+	token, old, ok := p.resume(s, req.ResumeToken, claims.Identity(), claims.Grants.Room)
 	if !ok {
 		return newError(CodeResumeFailed, "join: no session to resume; join afresh")
 	}
-	s.h.unpark(p)
+	if old != nil {
+		old.Close("") // superseded: its end no longer concerns the participant
+	}
 	s.log = p.log
 	s.p = p
 	s.joined.Store(true)

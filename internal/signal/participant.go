@@ -82,7 +82,6 @@ func (p *participant) Close(reason string) {
 	case attached:
 		c.Close(reason) // its reader ends, and connectionEnded finishes the job
 	case parked:
-		p.h.unpark(p)
 		p.leave()
 	}
 }
@@ -106,7 +105,6 @@ func (p *participant) connectionEnded(c *session, clientLeft bool) {
 	p.state = parked
 	p.parkTimer = time.AfterFunc(p.h.cfg.ResumeTimeout, p.expire)
 	p.mu.Unlock()
-	p.h.park(p)
 	p.log.Info("connection lost; waiting for the client to resume", "timeout", p.h.cfg.ResumeTimeout)
 }
 
@@ -119,29 +117,34 @@ func (p *participant) expire() {
 	}
 	p.state = done
 	p.mu.Unlock()
-	p.h.unpark(p)
 	p.log.Info("client did not resume in time")
 	p.leave()
 }
 
-// resume attaches a new connection to a parked participant. It fails when
-// the participant is not parked or the token does not match.
-func (p *participant) resume(c *session, token, identity, roomName string) (newToken string, ok bool) {
+// resume attaches a new connection to the participant. The client may
+// notice a dead connection before the server does, so a participant still
+// attached is taken over too: its old connection is returned, to be closed.
+// It fails when the participant is done or the token does not match.
+func (p *participant) resume(c *session, token, identity, roomName string) (newToken string, old *session, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	match := subtle.ConstantTimeCompare([]byte(token), []byte(p.resumeToken)) == 1
-	if p.state != parked || !match || identity != p.identity || roomName != p.roomName {
-		return "", false
+	if p.state == done || !match || identity != p.identity || roomName != p.roomName {
+		return "", nil, false
 	}
-	p.parkTimer.Stop()
+	if p.state == parked {
+		p.parkTimer.Stop()
+	}
+	old = p.conn
 	p.state, p.conn = attached, c
 	p.resumeToken = newResumeToken()
-	return p.resumeToken, true
+	return p.resumeToken, old, true
 }
 
 // leave releases the room membership and the media session; it runs once,
 // on the transition to done.
 func (p *participant) leave() {
+	p.h.unregister(p)
 	if r := p.rm.Load(); r != nil {
 		p.h.deps.Rooms.Leave(r, p.sid)
 	}
