@@ -58,8 +58,12 @@ type Client struct {
 		Resumed      bool
 	}
 
-	mu        sync.Mutex
-	conn      *websocket.Conn // the signaling connection; replaced on resume
+	mu   sync.Mutex
+	conn *websocket.Conn // the signaling connection; replaced on resume
+
+	candMu    sync.Mutex // orders publisher candidates after their offer
+	holding   bool
+	held      []map[string]any
 	messages  []Message
 	changed   chan struct{} // closed and replaced whenever messages grows
 	subTracks map[string]room.TrackInfo
@@ -164,8 +168,28 @@ func (c *Client) sendCandidate(target string, cand *webrtc.ICECandidate) {
 	if cand == nil {
 		return
 	}
-	init := cand.ToJSON()
-	_ = c.send(map[string]any{"type": "candidate", "target": target, "candidate": init})
+	msg := map[string]any{"type": "candidate", "target": target, "candidate": cand.ToJSON()}
+	c.candMu.Lock()
+	defer c.candMu.Unlock()
+	if target == room.TargetPublisher && c.holding {
+		c.held = append(c.held, msg) // the server needs the offer first
+		return
+	}
+	_ = c.send(msg)
+}
+
+// holdCandidates holds publisher candidates while an offer is being made;
+// releasing sends the held ones.
+func (c *Client) holdCandidates(hold bool) {
+	c.candMu.Lock()
+	defer c.candMu.Unlock()
+	c.holding = hold
+	if !hold {
+		for _, msg := range c.held {
+			_ = c.send(msg)
+		}
+		c.held = nil
+	}
 }
 
 func (c *Client) send(v any) error {

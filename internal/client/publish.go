@@ -86,6 +86,8 @@ func (c *Client) negotiateWith(ctx context.Context, opts *webrtc.OfferOptions) e
 	if err != nil {
 		return err
 	}
+	c.holdCandidates(true)
+	defer c.holdCandidates(false) // sends what was held, after the offer
 	if err := c.pub.SetLocalDescription(offer); err != nil {
 		return err
 	}
@@ -98,6 +100,7 @@ func (c *Client) negotiateWith(ctx context.Context, opts *webrtc.OfferOptions) e
 	if err := c.send(map[string]any{"type": "offer", "target": room.TargetPublisher, "sdp": offer.SDP, "tracks": metas}); err != nil {
 		return err
 	}
+	c.holdCandidates(false)
 	select {
 	case <-c.answerCh:
 		return nil

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/quartet-rtc/quartet/internal/auth"
@@ -22,7 +24,8 @@ type Deps struct {
 	Metrics  http.Handler // Prometheus exposition
 	Web      fs.FS        // the browser app (index.html, room.html, app/, sdk/)
 	// DevToken mints tokens for the web app in dev mode; nil in production,
-	// where the operator's own backend mints tokens.
+	// where the operator's own backend mints tokens. When set, the server
+	// also only answers requests addressed to a loopback host.
 	DevToken func(roomName, identity, name string) (string, error)
 }
 
@@ -46,8 +49,28 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("DELETE /api/rooms/{room}/participants/{identity}", a.auth(a.removeParticipant))
 	if d.DevToken != nil {
 		mux.HandleFunc("GET /api/dev/token", devToken(d.DevToken))
+		return securityHeaders(loopbackHostOnly(mux))
 	}
 	return securityHeaders(mux)
+}
+
+// loopbackHostOnly refuses requests whose Host is not a loopback name. A dev
+// server mints tokens for anyone who asks, so a web page must not reach it
+// through a DNS name rebound to 127.0.0.1.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		ip := net.ParseIP(strings.Trim(host, "[]"))
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			writeError(w, http.StatusMisdirectedRequest, "dev_mode",
+				"a dev-mode server answers only requests to localhost or a loopback address")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // servePage serves one HTML page of the web app.

@@ -155,3 +155,28 @@ func TestShutdownTellsParticipants(t *testing.T) {
 		t.Fatalf("not told about the shutdown: %v", err)
 	}
 }
+
+func TestDevModeAnswersOnlyLoopbackHosts(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil, nil)
+	for host, want := range map[string]int{
+		"attacker.example:8080": http.StatusMisdirectedRequest,
+		"localhost:8080":        http.StatusOK,
+		"127.0.0.1:8080":        http.StatusOK,
+		"[::1]:8080":            http.StatusOK,
+	} {
+		req, err := http.NewRequest("GET", srv.URL()+"/api/dev/token?room=r&identity=i", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

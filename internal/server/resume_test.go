@@ -148,3 +148,45 @@ func TestResumeTakesOverAConnectionTheServerStillHolds(t *testing.T) {
 		}
 	}
 }
+
+// A resume before anything was ever offered must not break later offers.
+func TestResumeBeforeFirstOfferStillGetsMedia(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	aliceCnt := newCounter()
+	alice := srv.join(t, ctx, "early", "alice", aliceCnt, true)
+	defer alice.Close()
+	if err := alice.DropAndResume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob := srv.join(t, ctx, "early", "bob", newCounter(), true)
+	defer bob.Close()
+	publishSynth(t, ctx, bob, true, false)
+	waitUntil(t, 20*time.Second, "alice to receive bob after her resume", func() bool {
+		return aliceCnt.get(bob.SID(), "video") > 30
+	})
+}
+
+// A participant the server ended cannot come back through a resume.
+func TestRemovedParticipantCannotResume(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := srv.dialRaw(t, ctx)
+	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "kick", "bad")+`"}`)
+	joined := r.expect(ctx, "joined", "")
+	sid := joined["participant"].(map[string]any)["sid"].(string)
+	if !srv.Rooms().Remove("kick", "bad") {
+		t.Fatal("remove failed")
+	}
+	again := srv.dialRaw(t, ctx)
+	again.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "kick", "bad")+
+		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+joined["resumeToken"].(string)+`"}}`)
+	again.expect(ctx, "error", "resume_failed")
+	waitUntil(t, 5*time.Second, "the removed participant's media to be gone", func() bool {
+		return srv.Media().TrackCount() == 0 && srv.Rooms().Get("kick") != nil && len(srv.Rooms().Get("kick").Participants()) == 0
+	})
+}

@@ -3,6 +3,8 @@ package sfu
 import (
 	"bytes"
 	"testing"
+
+	"github.com/pion/rtcp"
 )
 
 func TestPacketCache(t *testing.T) {
@@ -65,5 +67,24 @@ func TestPacketCacheDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per Put+Get, want 0", allocs)
+	}
+}
+
+func TestNACKedSeqsAreBoundedAndDistinct(t *testing.T) {
+	t.Parallel()
+	nack := &rtcp.TransportLayerNack{}
+	for range 370 { // a full-size NACK naming the same packets again and again
+		nack.Nacks = append(nack.Nacks, rtcp.NackPair{PacketID: 100, LostPackets: 0xFFFF})
+	}
+	seqs := nackedSeqs(nack, nil)
+	if len(seqs) != 17 {
+		t.Fatalf("%d sequence numbers, want the 17 distinct ones", len(seqs))
+	}
+	nack.Nacks = nil
+	for i := range 370 {
+		nack.Nacks = append(nack.Nacks, rtcp.NackPair{PacketID: uint16(i * 17), LostPackets: 0xFFFF})
+	}
+	if seqs := nackedSeqs(nack, nil); len(seqs) != maxNACKSeqs {
+		t.Fatalf("%d sequence numbers, want at most %d", len(seqs), maxNACKSeqs)
 	}
 }

@@ -19,6 +19,7 @@ func (p *Peer) negotiateLocked() {
 		return
 	}
 	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: p.restartICE})
+	p.restartICE = false // a failed restart must not make every later offer fail
 	if err == nil {
 		p.holdCandidates(room.TargetSubscriber)
 		err = p.sub.SetLocalDescription(offer)
@@ -27,7 +28,6 @@ func (p *Peer) negotiateLocked() {
 		p.log.Error("subscriber offer failed", "err", err)
 		return
 	}
-	p.restartICE = false
 	p.awaitingAnswer = true
 	tracks := p.trackMapLocked()
 	p.sendDescription(room.TargetSubscriber, func() { p.events.SubscriberOffer(offer.SDP, tracks) })
@@ -128,10 +128,10 @@ func (p *Peer) RestartICE() error {
 	if p.closed {
 		return errPeerClosed
 	}
-	p.restartICE = true
 	if p.sub.LocalDescription() == nil {
 		return nil // nothing was ever offered; the first offer has fresh credentials
 	}
+	p.restartICE = true
 	p.negotiateLocked()
 	return nil
 }
@@ -143,10 +143,10 @@ func (p *Peer) Resync() error {
 	if p.closed {
 		return errPeerClosed
 	}
-	p.restartICE = true
 	if p.sub.LocalDescription() == nil {
-		return nil
+		return nil // nothing was ever offered; the first offer has fresh credentials
 	}
+	p.restartICE = true
 	if p.awaitingAnswer {
 		if err := p.sub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
 			return fmt.Errorf("roll back the unanswered offer: %w", err)
@@ -174,14 +174,8 @@ func (p *Peer) writeLoop() {
 	for {
 		select {
 		case <-p.done:
-			for {
-				select {
-				case q := <-p.queue:
-					q.pkt.release()
-				default:
-					return
-				}
-			}
+			p.drainQueue()
+			return
 		case q := <-p.queue:
 			if !q.down.closed.Load() {
 				if err := q.down.local.WriteRTP(&q.pkt.hdr); err == nil {
@@ -210,7 +204,20 @@ func (p *Peer) Close() {
 		}
 		close(p.done)
 		p.wg.Wait()
+		p.drainQueue() // what forwarders queued after the writer stopped
 		p.router.retire(p)
 		p.log.Debug("media session closed")
 	})
+}
+
+// drainQueue releases every queued packet without sending it.
+func (p *Peer) drainQueue() {
+	for {
+		select {
+		case q := <-p.queue:
+			q.pkt.release()
+		default:
+			return
+		}
+	}
 }

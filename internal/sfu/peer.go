@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/pion/rtcp"
@@ -243,6 +244,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 	go func() {
 		defer p.wg.Done()
 		up.run()
+		up.ended.Store(true)
 		p.router.unpublish(up)
 		p.mu.Lock()
 		delete(p.ups, info.SID)
@@ -291,13 +293,14 @@ func (p *Peer) subscribe(up *UpTrack) {
 		return
 	}
 	p.mu.Lock()
-	if p.closed || p.downs[up.info.SID] != nil {
-		p.mu.Unlock()
+	defer p.mu.Unlock()
+	// An ended track is being unpublished; a down track added now would
+	// never be removed.
+	if p.closed || up.ended.Load() || p.downs[up.info.SID] != nil {
 		return
 	}
 	tr, err := p.sub.AddTransceiverFromTrack(d.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
-		p.mu.Unlock()
 		p.log.Error("add down track", "track", up.info.SID, "err", err)
 		return
 	}
@@ -308,9 +311,9 @@ func (p *Peer) subscribe(up *UpTrack) {
 	p.downs[up.info.SID] = d
 	p.wg.Add(1)
 	go p.readSubscriberRTCP(d)
-	p.negotiateLocked()
-	p.mu.Unlock()
+	// Added under p.mu, so unsubscribe, which takes it too, always sees it.
 	up.addDown(d)
+	p.negotiateLocked()
 }
 
 // unsubscribe removes the down track of an up track and renegotiates.
@@ -336,7 +339,7 @@ func (p *Peer) unsubscribe(up *UpTrack) {
 // readSubscriberRTCP answers a subscriber's NACKs and keyframe requests.
 func (p *Peer) readSubscriberRTCP(d *DownTrack) {
 	defer p.wg.Done()
-	seqs := make([]uint16, 0, 64)
+	var buf [maxNACKSeqs]uint16
 	for {
 		pkts, _, err := d.sender.ReadRTCP()
 		if err != nil {
@@ -347,16 +350,29 @@ func (p *Peer) readSubscriberRTCP(d *DownTrack) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.up.RequestKeyframe()
 			case *rtcp.TransportLayerNack:
-				seqs = seqs[:0]
-				for _, pair := range pkt.Nacks {
-					pair.Range(func(s uint16) bool {
-						seqs = append(seqs, s)
-						return len(seqs) < cap(seqs)
-					})
-				}
 				p.stats.nacks.Add(1)
-				d.retransmit(seqs)
+				d.retransmit(nackedSeqs(pkt, buf[:0]))
 			}
 		}
 	}
+}
+
+// maxNACKSeqs bounds the retransmissions one NACK message can ask for.
+const maxNACKSeqs = 64
+
+// nackedSeqs lists the distinct sequence numbers a NACK asks for, at most
+// maxNACKSeqs of them, appended to seqs.
+func nackedSeqs(nack *rtcp.TransportLayerNack, seqs []uint16) []uint16 {
+	for _, pair := range nack.Nacks {
+		pair.Range(func(s uint16) bool {
+			if len(seqs) == maxNACKSeqs {
+				return false // Range calls once more before checking; this guards it
+			}
+			if !slices.Contains(seqs, s) {
+				seqs = append(seqs, s)
+			}
+			return true
+		})
+	}
+	return seqs
 }

@@ -2,8 +2,9 @@ package sfu
 
 import (
 	"fmt"
-	"github.com/quartet-rtc/quartet/internal/room"
 	"strings"
+
+	"github.com/quartet-rtc/quartet/internal/room"
 
 	"github.com/pion/sdp/v3"
 )

@@ -38,6 +38,7 @@ type UpTrack struct {
 
 	lastKeyframeReq atomic.Int64 // unix nanos
 	muted           atomic.Bool
+	ended           atomic.Bool // the publisher stopped sending; being unpublished
 	// Voice activity since the last speaker tick.
 	packets, loudPackets, loudness atomic.Int64
 }

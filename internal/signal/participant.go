@@ -41,7 +41,6 @@ type participant struct {
 	state       participantState
 	conn        *session // nil unless attached
 	resumeToken string
-	closeReason string // set when the server ends the participant
 	parkTimer   *time.Timer
 }
 
@@ -66,24 +65,25 @@ func (p *participant) send(v any) {
 func (p *participant) Deliver(ev room.Event) { p.send(ev) }
 
 // Close implements room.Participant: the server ends the participant
-// (removed, room closed, shutdown, duplicate identity).
+// (removed, room closed, shutdown, duplicate identity). Its media stops at
+// once and it can no longer be resumed; the connection, if any, gets the
+// reason and closes.
 func (p *participant) Close(reason string) {
 	p.mu.Lock()
-	if p.closeReason == "" {
-		p.closeReason = reason
-	}
 	state, c := p.state, p.conn
+	if state == done {
+		p.mu.Unlock()
+		return
+	}
+	p.state = done
 	if state == parked {
-		p.state = done
 		p.parkTimer.Stop()
 	}
 	p.mu.Unlock()
-	switch state {
-	case attached:
-		c.Close(reason) // its reader ends, and connectionEnded finishes the job
-	case parked:
-		p.leave()
+	if c != nil {
+		c.Close(reason)
 	}
+	p.leave()
 }
 
 // connectionEnded runs when c's reader stops. A participant whose client
@@ -96,7 +96,7 @@ func (p *participant) connectionEnded(c *session, clientLeft bool) {
 		return
 	}
 	p.conn = nil
-	if clientLeft || p.closeReason != "" || p.h.closing.Load() {
+	if clientLeft || p.h.closing.Load() {
 		p.state = done
 		p.mu.Unlock()
 		p.leave()

@@ -86,11 +86,10 @@ func (s *session) readLoop(ctx context.Context) {
 			s.logReadError(err)
 			return
 		}
-		s.h.messages.Inc()
-		if typ != websocket.MessageText {
-			s.sendError("", newError(CodeBadRequest, "binary frames are not supported"))
-			continue
+		if s.closed() {
+			return // the server is ending this connection: nothing more is served
 		}
+		s.h.messages.Inc()
 		if !s.limiter.Allow() {
 			s.violations++
 			s.sendError("", newError(CodeRateLimited, "too many messages; slow down"))
@@ -102,6 +101,10 @@ func (s *session) readLoop(ctx context.Context) {
 			continue
 		}
 		s.violations = 0
+		if typ != websocket.MessageText {
+			s.sendError("", newError(CodeBadRequest, "binary frames are not supported"))
+			continue
+		}
 		if stop := s.handle(data); stop {
 			return
 		}
@@ -253,4 +256,14 @@ func (s *session) Close(reason string) {
 		}
 		close(s.quit)
 	})
+}
+
+// closed reports whether Close was called.
+func (s *session) closed() bool {
+	select {
+	case <-s.quit:
+		return true
+	default:
+		return false
+	}
 }
