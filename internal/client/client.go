@@ -223,13 +223,7 @@ func (c *Client) SendRaw(data []byte) error {
 // Close leaves the room and releases everything.
 func (c *Client) Close() {
 	_ = c.send(map[string]any{"type": "leave"})
-	c.stop()
-	if conn := c.currentConn(); conn != nil {
-		conn.CloseNow()
-	}
-	_ = c.pub.Close()
-	_ = c.sub.Close()
-	c.wg.Wait()
+	c.Abort()
 }
 
 // Abort drops the connection without leaving, as a crashed client would.

@@ -12,6 +12,25 @@ import (
 	"github.com/quartet-rtc/quartet/internal/config"
 )
 
+// rawJoin joins with a bare WebSocket and returns it with the participant
+// sid and resume token.
+func (s *testServer) rawJoin(t *testing.T, ctx context.Context, roomName, identity string) (*rawConn, string, string) {
+	t.Helper()
+	r := s.dialRaw(t, ctx)
+	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+s.token(t, roomName, identity)+`"}`)
+	joined := r.expect(ctx, "joined", "")
+	return r, joined["participant"].(map[string]any)["sid"].(string), joined["resumeToken"].(string)
+}
+
+// rawResume tries to resume sid with token over a new bare WebSocket.
+func (s *testServer) rawResume(t *testing.T, ctx context.Context, roomName, identity, sid, token string) *rawConn {
+	t.Helper()
+	r := s.dialRaw(t, ctx)
+	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+s.token(t, roomName, identity)+
+		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+token+`"}}`)
+	return r
+}
+
 func TestResumeAfterSignalingDropIsInvisibleToOthers(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, nil, nil)
@@ -48,10 +67,7 @@ func TestResumeAfterSignalingDropIsInvisibleToOthers(t *testing.T) {
 		}
 	}
 	// The old token is spent.
-	r := srv.dialRaw(t, ctx)
-	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "resume", "alice")+
-		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+token+`"}}`)
-	r.expect(ctx, "error", "resume_failed")
+	srv.rawResume(t, ctx, "resume", "alice", sid, token).expect(ctx, "error", "resume_failed")
 }
 
 func TestUnresumedParticipantLeavesAfterTimeout(t *testing.T) {
@@ -61,11 +77,7 @@ func TestUnresumedParticipantLeavesAfterTimeout(t *testing.T) {
 	defer cancel()
 	watcher := srv.join(t, ctx, "expire", "watcher", newCounter(), true)
 	defer watcher.Close()
-	r := srv.dialRaw(t, ctx)
-	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "expire", "ghost")+`"}`)
-	joined := r.expect(ctx, "joined", "")
-	sid := joined["participant"].(map[string]any)["sid"].(string)
-	resumeToken := joined["resumeToken"].(string)
+	r, sid, resumeToken := srv.rawJoin(t, ctx, "expire", "ghost")
 	r.conn.CloseNow() // gone without a leave
 
 	if _, err := watcher.WaitFor(ctx, func(m client.Message) bool {
@@ -73,9 +85,7 @@ func TestUnresumedParticipantLeavesAfterTimeout(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the ghost never left: %v", err)
 	}
-	late := srv.dialRaw(t, ctx)
-	late.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "expire", "ghost")+
-		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+resumeToken+`"}}`)
+	late := srv.rawResume(t, ctx, "expire", "ghost", sid, resumeToken)
 	m := late.expect(ctx, "error", "resume_failed")
 	if !strings.Contains(m["message"].(string), "join afresh") {
 		t.Fatalf("message %q does not say what to do", m["message"])
@@ -90,26 +100,14 @@ func TestResumeNeedsTheSameIdentity(t *testing.T) {
 	srv := startServer(t, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r := srv.dialRaw(t, ctx)
-	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "steal", "victim")+`"}`)
-	joined := r.expect(ctx, "joined", "")
-	sid := joined["participant"].(map[string]any)["sid"].(string)
-	resumeToken := joined["resumeToken"].(string)
+	r, sid, resumeToken := srv.rawJoin(t, ctx, "steal", "victim")
 	r.conn.CloseNow()
 	time.Sleep(100 * time.Millisecond) // let the server park it
 
-	thief := srv.dialRaw(t, ctx)
-	thief.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "steal", "thief")+
-		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+resumeToken+`"}}`)
-	thief.expect(ctx, "error", "resume_failed")
-	bad := srv.dialRaw(t, ctx)
-	bad.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "steal", "victim")+
-		`","resume":{"participantSid":"`+sid+`","resumeToken":"wrong"}}`)
-	bad.expect(ctx, "error", "resume_failed")
+	srv.rawResume(t, ctx, "steal", "thief", sid, resumeToken).expect(ctx, "error", "resume_failed")
+	srv.rawResume(t, ctx, "steal", "victim", sid, "wrong").expect(ctx, "error", "resume_failed")
 	// The real client can still resume: failed attempts do not spend it.
-	ok := srv.dialRaw(t, ctx)
-	ok.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "steal", "victim")+
-		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+resumeToken+`"}}`)
+	ok := srv.rawResume(t, ctx, "steal", "victim", sid, resumeToken)
 	if m := ok.expect(ctx, "joined", ""); m["resumed"] != true {
 		t.Fatalf("joined without resumed: %v", m)
 	}
@@ -124,14 +122,8 @@ func TestResumeTakesOverAConnectionTheServerStillHolds(t *testing.T) {
 	defer cancel()
 	watcher := srv.join(t, ctx, "takeover", "watcher", newCounter(), true)
 	defer watcher.Close()
-	first := srv.dialRaw(t, ctx)
-	first.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "takeover", "mobile")+`"}`)
-	joined := first.expect(ctx, "joined", "")
-	sid := joined["participant"].(map[string]any)["sid"].(string)
-
-	second := srv.dialRaw(t, ctx)
-	second.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "takeover", "mobile")+
-		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+joined["resumeToken"].(string)+`"}}`)
+	first, sid, resumeToken := srv.rawJoin(t, ctx, "takeover", "mobile")
+	second := srv.rawResume(t, ctx, "takeover", "mobile", sid, resumeToken)
 	if m := second.expect(ctx, "joined", ""); m["resumed"] != true {
 		t.Fatalf("not resumed: %v", m)
 	}
@@ -175,17 +167,11 @@ func TestRemovedParticipantCannotResume(t *testing.T) {
 	srv := startServer(t, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r := srv.dialRaw(t, ctx)
-	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "kick", "bad")+`"}`)
-	joined := r.expect(ctx, "joined", "")
-	sid := joined["participant"].(map[string]any)["sid"].(string)
+	_, sid, resumeToken := srv.rawJoin(t, ctx, "kick", "bad")
 	if !srv.Rooms().Remove("kick", "bad") {
 		t.Fatal("remove failed")
 	}
-	again := srv.dialRaw(t, ctx)
-	again.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "kick", "bad")+
-		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+joined["resumeToken"].(string)+`"}}`)
-	again.expect(ctx, "error", "resume_failed")
+	srv.rawResume(t, ctx, "kick", "bad", sid, resumeToken).expect(ctx, "error", "resume_failed")
 	waitUntil(t, 5*time.Second, "the removed participant's media to be gone", func() bool {
 		return srv.Media().TrackCount() == 0 && srv.Rooms().Get("kick") != nil && len(srv.Rooms().Get("kick").Participants()) == 0
 	})
