@@ -100,9 +100,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
-	cfg, err := loadConfig(*configPath, func(c *configOverrides) {
-		c.httpAddr, c.udpPort, c.logLevel = *httpAddr, *udpPort, *logLevel
-	})
+	cfg, err := loadConfig(*configPath, configOverrides{httpAddr: *httpAddr, udpPort: *udpPort, logLevel: *logLevel})
 	if err != nil {
 		return err
 	}

@@ -23,9 +23,7 @@ type configOverrides struct {
 
 // loadConfig reads defaults, the file and the environment, applies the
 // flags that were given, and validates the result.
-func loadConfig(path string, set func(*configOverrides)) (config.Config, error) {
-	o := configOverrides{udpPort: -1}
-	set(&o)
+func loadConfig(path string, o configOverrides) (config.Config, error) {
 	return config.LoadWith(path, os.Environ(), func(cfg *config.Config) {
 		if o.httpAddr != "" {
 			cfg.HTTP.Addr = o.httpAddr

@@ -137,7 +137,7 @@ func TestNoDevTokensInProduction(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r := srv.dialRaw(t, ctx)
-	r.write(ctx, 1, `{"type":"join","protocol":1,"token":"`+srv.token(t, "r", "dev-user")+`"}`)
+	r.write(ctx, 1, `{"type":"join","protocol":1,"token":"`+srv.Token(t, "r", "dev-user")+`"}`)
 	r.expect(ctx, "error", "unauthorized")
 }
 

@@ -44,7 +44,7 @@ func TestH264IsForwardedWhenBothSidesSupportIt(t *testing.T) {
 	defer cancel()
 	var mime atomic.Value
 	var packets atomic.Int64
-	sub, err := client.Dial(ctx, client.Options{URL: srv.wsURL(), Token: srv.token(t, "h264", "sub"), Log: testserver.Logger(),
+	sub, err := client.Dial(ctx, client.Options{URL: srv.WSURL(), Token: srv.Token(t, "h264", "sub"), Log: testserver.Logger(),
 		OnTrack: func(tr *webrtc.TrackRemote, _ room.TrackInfo) {
 			mime.Store(tr.Codec().MimeType)
 			go func() {

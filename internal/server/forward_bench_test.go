@@ -33,10 +33,10 @@ func BenchmarkForwardLoopback(b *testing.B) {
 }
 
 func benchForward(b *testing.B, n int) {
-	srv := startServerB(b)
+	srv := startServer(b, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pub, err := client.Dial(ctx, client.Options{URL: srv.wsURL(), Token: srv.tokenB(b, "bench", "pub")})
+	pub, err := client.Dial(ctx, client.Options{URL: srv.WSURL(), Token: srv.Token(b, "bench", "pub")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func benchForward(b *testing.B, n int) {
 	for i := range n {
 		counters[i] = newCounter()
 		cnt := counters[i]
-		c, err := client.Dial(ctx, client.Options{URL: srv.wsURL(), Token: srv.tokenB(b, "bench", fmt.Sprint("sub", i)),
+		c, err := client.Dial(ctx, client.Options{URL: srv.WSURL(), Token: srv.Token(b, "bench", fmt.Sprint("sub", i)),
 			OnTrack: func(tr *webrtc.TrackRemote, info room.TrackInfo) { go cnt.consume(tr, info) }})
 		if err != nil {
 			b.Fatal(err)

@@ -23,16 +23,9 @@ type testServer struct{ *testserver.Server }
 
 // startServer runs a server until the test ends. wrap, if set, wraps the
 // media UDP socket (to inject loss).
-func startServer(t *testing.T, mutate func(*config.Config), wrap func(net.PacketConn) net.PacketConn) *testServer {
-	t.Helper()
-	return &testServer{testserver.Start(t, testserver.Options{Config: mutate, WrapUDP: wrap})}
-}
-
-func (s *testServer) wsURL() string { return s.WSURL() }
-
-func (s *testServer) token(t *testing.T, roomName, identity string) string {
-	t.Helper()
-	return s.Token(t, roomName, identity)
+func startServer(tb testing.TB, mutate func(*config.Config), wrap func(net.PacketConn) net.PacketConn) *testServer {
+	tb.Helper()
+	return &testServer{testserver.Start(tb, testserver.Options{Config: mutate, WrapUDP: wrap})}
 }
 
 // counter counts RTP packets received per publishing participant and kind.
@@ -63,7 +56,7 @@ func (c *counter) get(participantSID, kind string) int {
 // is false, it never reads its tracks (a stalled subscriber).
 func (s *testServer) join(t *testing.T, ctx context.Context, roomName, identity string, cnt *counter, read bool) *client.Client {
 	t.Helper()
-	opts := client.Options{URL: s.wsURL(), Token: s.token(t, roomName, identity), Log: testserver.Logger()}
+	opts := client.Options{URL: s.WSURL(), Token: s.Token(t, roomName, identity), Log: testserver.Logger()}
 	opts.OnTrack = func(tr *webrtcTrack, info roomTrack) {
 		if !read {
 			return
@@ -88,15 +81,4 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// startServerB is startServer for benchmarks, with default settings.
-func startServerB(b *testing.B) *testServer {
-	b.Helper()
-	return &testServer{testserver.Start(b, testserver.Options{})}
-}
-
-func (s *testServer) tokenB(b *testing.B, roomName, identity string) string {
-	b.Helper()
-	return s.Token(b, roomName, identity)
 }

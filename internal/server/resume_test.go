@@ -17,7 +17,7 @@ import (
 func (s *testServer) rawJoin(t *testing.T, ctx context.Context, roomName, identity string) (*rawConn, string, string) {
 	t.Helper()
 	r := s.dialRaw(t, ctx)
-	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+s.token(t, roomName, identity)+`"}`)
+	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+s.Token(t, roomName, identity)+`"}`)
 	joined := r.expect(ctx, "joined", "")
 	return r, joined["participant"].(map[string]any)["sid"].(string), joined["resumeToken"].(string)
 }
@@ -26,7 +26,7 @@ func (s *testServer) rawJoin(t *testing.T, ctx context.Context, roomName, identi
 func (s *testServer) rawResume(t *testing.T, ctx context.Context, roomName, identity, sid, token string) *rawConn {
 	t.Helper()
 	r := s.dialRaw(t, ctx)
-	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+s.token(t, roomName, identity)+
+	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+s.Token(t, roomName, identity)+
 		`","resume":{"participantSid":"`+sid+`","resumeToken":"`+token+`"}}`)
 	return r
 }
@@ -91,7 +91,7 @@ func TestUnresumedParticipantLeavesAfterTimeout(t *testing.T) {
 		t.Fatalf("message %q does not say what to do", m["message"])
 	}
 	// The connection stays usable for a plain join.
-	late.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "expire", "ghost")+`"}`)
+	late.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.Token(t, "expire", "ghost")+`"}`)
 	late.expect(ctx, "joined", "")
 }
 

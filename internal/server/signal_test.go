@@ -25,7 +25,7 @@ type rawConn struct {
 
 func (s *testServer) dialRaw(t *testing.T, ctx context.Context) *rawConn {
 	t.Helper()
-	conn, _, err := websocket.Dial(ctx, s.wsURL(), nil)
+	conn, _, err := websocket.Dial(ctx, s.WSURL(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestSignalingRejectsBadInputAndKeepsServing(t *testing.T) {
 	r.expect(ctx, "error", "not_joined")
 	r.write(ctx, websocket.MessageBinary, `{"type":"ping"}`)
 	r.expect(ctx, "error", "bad_request")
-	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.token(t, "bad", "intruder")+`"}`)
+	r.write(ctx, websocket.MessageText, `{"type":"join","protocol":1,"token":"`+srv.Token(t, "bad", "intruder")+`"}`)
 	r.expect(ctx, "joined", "")
 	r.write(ctx, websocket.MessageText, `{"type":"offer","target":"publisher","sdp":"v=0 garbage"}`)
 	r.expect(ctx, "error", "bad_sdp")
@@ -226,7 +226,7 @@ func TestSignalingChecksTheBrowserOrigin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dial := func(srv *testServer, origin string) error {
-		conn, _, err := websocket.Dial(ctx, srv.wsURL(), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		conn, _, err := websocket.Dial(ctx, srv.WSURL(), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
 		if err == nil {
 			conn.CloseNow()
 		}

@@ -122,22 +122,15 @@ func (p *Peer) AddCandidate(target string, c *room.Candidate) error {
 }
 
 // RestartICE implements room.MediaSession.
-func (p *Peer) RestartICE() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return errPeerClosed
-	}
-	if p.sub.LocalDescription() == nil {
-		return nil // nothing was ever offered; the first offer has fresh credentials
-	}
-	p.restartICE = true
-	p.negotiateLocked()
-	return nil
-}
+func (p *Peer) RestartICE() error { return p.restart(false) }
 
 // Resync implements room.MediaSession.
-func (p *Peer) Resync() error {
+func (p *Peer) Resync() error { return p.restart(true) }
+
+// restart makes a subscriber offer with fresh ICE credentials. With
+// replace, an offer still waiting for its answer is rolled back first: the
+// client may never have received it.
+func (p *Peer) restart(replace bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -147,7 +140,7 @@ func (p *Peer) Resync() error {
 		return nil // nothing was ever offered; the first offer has fresh credentials
 	}
 	p.restartICE = true
-	if p.awaitingAnswer {
+	if replace && p.awaitingAnswer {
 		if err := p.sub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
 			return fmt.Errorf("roll back the unanswered offer: %w", err)
 		}
