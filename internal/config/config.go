@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -24,7 +25,21 @@ type Config struct {
 	Auth   AuthConfig   `yaml:"auth"`
 	Signal SignalConfig `yaml:"signal"`
 	Room   RoomConfig   `yaml:"room"`
+	TURN   TURNConfig   `yaml:"turn"`
+
+	// Role is what the process runs: RoleAll for `quartet serve`, RoleTURN
+	// for `quartet turn`. It is set by the command, not by configuration.
+	Role Role `yaml:"-"`
 }
+
+// Role names the servers one process runs.
+type Role string
+
+// The roles a process can take.
+const (
+	RoleAll  Role = ""     // application, signaling, media and (if enabled) TURN
+	RoleTURN Role = "turn" // STUN/TURN only, with /healthz and /metrics
+)
 
 // LogConfig controls the server log.
 type LogConfig struct {
@@ -78,6 +93,44 @@ type RoomConfig struct {
 	MaxParticipants int           `yaml:"max_participants"`
 }
 
+// TURNConfig controls the built-in STUN/TURN server.
+type TURNConfig struct {
+	Enabled bool   `yaml:"enabled"`  // run STUN/TURN inside `quartet serve`
+	Host    string `yaml:"host"`     // IP the UDP, TCP and TLS listeners bind to
+	Port    int    `yaml:"port"`     // STUN/TURN over UDP and TCP
+	TLSPort int    `yaml:"tls_port"` // TURN over TLS; 0 = off
+	TLSCert string `yaml:"tls_cert"` // PEM certificate chain file for TLS
+	TLSKey  string `yaml:"tls_key"`  // PEM private key file for TLS
+	Realm   string `yaml:"realm"`
+
+	// Secret is the shared secret of the TURN REST credential scheme
+	// (coturn's static-auth-secret); every server of a deployment has it.
+	Secret        string            `yaml:"secret"`
+	CredentialTTL time.Duration     `yaml:"credential_ttl"` // lifetime of minted credentials
+	Users         map[string]string `yaml:"users"`          // static long-term users: name -> password
+
+	RelayIP      string   `yaml:"relay_ip"`       // IPv4 relay address told to clients; empty = turn.host or media.public_ips
+	RelayIP6     string   `yaml:"relay_ip6"`      // IPv6 relay address (bound directly); empty = no IPv6 relays
+	RelayMinPort int      `yaml:"relay_min_port"` // relay port range; 0 and 0 = any free port
+	RelayMaxPort int      `yaml:"relay_max_port"`
+	AllowPeers   []string `yaml:"allow_peers"` // CIDRs opened despite the built-in deny list
+
+	MaxAllocations        int           `yaml:"max_allocations"`
+	MaxAllocationsPerUser int           `yaml:"max_allocations_per_user"`
+	AllocationLifetime    time.Duration `yaml:"allocation_lifetime"`     // granted when a client asks for none
+	MaxAllocationLifetime time.Duration `yaml:"max_allocation_lifetime"` // longest lifetime granted
+	MaxBitrate            int64         `yaml:"max_bitrate"`             // bits/s per allocation and direction
+	MaxConnections        int           `yaml:"max_connections"`         // TCP and TLS client connections
+	UnauthRate            float64       `yaml:"unauth_rate"`             // error responses per second to one unauthenticated source
+	UnauthBurst           int           `yaml:"unauth_burst"`
+
+	URIs           []string `yaml:"uris"`            // this server's URIs as clients see them; empty = derived
+	Region         string   `yaml:"region"`          // region of this server's URIs
+	Servers        []string `yaml:"servers"`         // other TURN servers, "REGION=URI"
+	RegionHeader   string   `yaml:"region_header"`   // request header holding the client's region
+	RegionNetworks []string `yaml:"region_networks"` // client networks, "CIDR=REGION"
+}
+
 // Default returns the built-in configuration: dev mode, listening on
 // localhost only, so that running the binary without setup is safe.
 func Default() Config {
@@ -103,6 +156,21 @@ func Default() Config {
 			ResumeTimeout:   15 * time.Second,
 		},
 		Room: RoomConfig{EmptyTimeout: 10 * time.Second, MaxParticipants: 100},
+		TURN: TURNConfig{
+			Enabled:               true,
+			Host:                  "127.0.0.1",
+			Port:                  3478,
+			Realm:                 "quartet",
+			CredentialTTL:         12 * time.Hour,
+			MaxAllocations:        10000,
+			MaxAllocationsPerUser: 20,
+			AllocationLifetime:    10 * time.Minute,
+			MaxAllocationLifetime: time.Hour,
+			MaxBitrate:            50_000_000,
+			MaxConnections:        10000,
+			UnauthRate:            5,
+			UnauthBurst:           20,
+		},
 	}
 }
 
@@ -175,3 +243,34 @@ func yamlMessage(err error) string {
 	}
 	return strings.Join(msgs, "; ")
 }
+
+// TURNRelayIP is the IPv4 relay address told to clients: turn.relay_ip, or
+// turn.host when that is a specific address, or the first IPv4 address of
+// media.public_ips. Empty if none applies (Validate reports that).
+func (c Config) TURNRelayIP() string {
+	if c.TURN.RelayIP != "" {
+		return c.TURN.RelayIP
+	}
+	if ip, err := netip.ParseAddr(c.TURN.Host); err == nil && !ip.IsUnspecified() && ip.Is4() {
+		return c.TURN.Host
+	}
+	for _, s := range c.Media.PublicIPs {
+		if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() {
+			return s
+		}
+	}
+	return ""
+}
+
+// TURNSecret is the credential secret in effect: turn.secret, or in dev
+// mode (no secret, loopback only) the public DevTURNSecret.
+func (c Config) TURNSecret() string {
+	if c.TURN.Secret != "" {
+		return c.TURN.Secret
+	}
+	return DevTURNSecret
+}
+
+// DevTURNSecret signs TURN credentials when turn.secret is not set. It is
+// public, so Validate only allows it while TURN listens on loopback.
+const DevTURNSecret = "quartet-dev-turn-secret-not-for-production"

@@ -30,6 +30,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateAuth()...)
 	errs = append(errs, c.validateLimits()...)
 	errs = append(errs, c.validateDevMode()...)
+	errs = append(errs, c.validateTURN()...)
 	return errors.Join(errs...)
 }
 
@@ -131,7 +132,9 @@ func (c Config) validateLimits() []error {
 // validateDevMode refuses to expose the server beyond localhost without API
 // keys: in dev mode anyone can mint tokens with the public dev secret.
 func (c Config) validateDevMode() []error {
-	if !c.DevMode() {
+	// A TURN-only process serves no tokens: its HTTP listener has only
+	// /healthz and /metrics, and TURN has its own secret check.
+	if !c.DevMode() || c.Role == RoleTURN {
 		return nil
 	}
 	var errs []error
