@@ -168,8 +168,8 @@ func Default() Config {
 			MaxAllocationLifetime: time.Hour,
 			MaxBitrate:            50_000_000,
 			MaxConnections:        10000,
-			UnauthRate:            5,
-			UnauthBurst:           20,
+			UnauthRate:            10,
+			UnauthBurst:           50,
 		},
 	}
 }

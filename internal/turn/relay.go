@@ -1,0 +1,185 @@
+package turn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	pionturn "github.com/pion/turn/v5"
+	"github.com/pion/transport/v5/reuseport"
+	"golang.org/x/time/rate"
+)
+
+var errNoIPv6 = errors.New("turn: IPv6 relays are not configured (turn.relay_ip6)")
+
+// relayGenerator opens relay sockets for pion (it implements
+// pion's RelayAddressGenerator) and wraps each in the peer policy, the
+// bandwidth limit and the counters. One exists per client transport.
+type relayGenerator struct {
+	bindIP4     string     // address relay sockets bind to
+	relayIP4    netip.Addr // address told to clients
+	relayIP6    netip.Addr // bound and told; invalid = no IPv6 relays
+	minPort     int
+	maxPort     int
+	maxBitrate  int64
+	dialTimeout time.Duration
+	policy      *Policy
+	quota       *quota
+	m           *transportMetrics
+}
+
+func (g *relayGenerator) Validate() error { return nil }
+
+func (g *relayGenerator) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	release, err := g.acquire(conf.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	bind, advertised, err := g.addresses(conf.Network)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	var conn net.PacketConn
+	err = g.tryPorts(conf.RequestedPort, func(port int) error {
+		var lerr error
+		conn, lerr = net.ListenPacket(conf.Network, net.JoinHostPort(bind, strconv.Itoa(port))) //nolint:noctx
+		return lerr
+	})
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("open relay socket: %w", err)
+	}
+	port := conn.LocalAddr().(*net.UDPAddr).Port
+	return &relayPacketConn{PacketConn: conn, g: g, release: sync.OnceFunc(release),
+			toPeer: g.limiter(), toClient: g.limiter()},
+		&net.UDPAddr{IP: advertised.AsSlice(), Port: port}, nil
+}
+
+func (g *relayGenerator) AllocateListener(conf pionturn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	release, err := g.acquire(conf.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	bind, advertised, err := g.addresses(conf.Network)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	// SO_REUSEPORT lets Connect (RFC 6062) dial out from the relay port.
+	lc := net.ListenConfig{Control: reuseport.Control}
+	var ln net.Listener
+	err = g.tryPorts(conf.RequestedPort, func(port int) error {
+		var lerr error
+		ln, lerr = lc.Listen(context.Background(), conf.Network, net.JoinHostPort(bind, strconv.Itoa(port)))
+		return lerr
+	})
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("open relay listener: %w", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	return &relayListener{Listener: ln, g: g, release: sync.OnceFunc(release)},
+		&net.TCPAddr{IP: advertised.AsSlice(), Port: port}, nil
+}
+
+// AllocateConn dials a peer for a Connect request (RFC 6062) from the
+// allocation's relay port. pion has checked the permission for the IP;
+// the port is checked here.
+func (g *relayGenerator) AllocateConn(conf pionturn.AllocateConnConfig) (net.Conn, error) {
+	remote, ok := conf.RemoteAddr.(*net.TCPAddr)
+	if !ok {
+		return nil, fmt.Errorf("turn: unexpected peer address %v", conf.RemoteAddr)
+	}
+	if !g.policy.PermitAddr(remote.AddrPort()) {
+		g.m.deniedRelay.Inc()
+		return nil, fmt.Errorf("turn: peer %v refused by relay policy", remote)
+	}
+	bind, _, err := g.addresses(conf.Network)
+	if err != nil {
+		return nil, err
+	}
+	local, ok := conf.LocalAddr.(*net.TCPAddr)
+	if !ok {
+		return nil, fmt.Errorf("turn: unexpected relay address %v", conf.LocalAddr)
+	}
+	// The relay address may be a public IP that is not on any interface
+	// (1:1 NAT), so bind to where the relay listener is bound.
+	d := net.Dialer{Timeout: g.dialTimeout, Control: reuseport.Control,
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP(bind), Port: local.Port}}
+	conn, err := d.Dial(conf.Network, remote.String())
+	if err != nil {
+		return nil, err
+	}
+	return g.wrapConn(conn), nil
+}
+
+func (g *relayGenerator) acquire(user string) (func(), error) {
+	if err := g.quota.acquire(user); err != nil {
+		if errors.Is(err, errCapacity) {
+			g.m.quotaTotal.Inc()
+		} else {
+			g.m.quotaUser.Inc()
+		}
+		return nil, err
+	}
+	return func() { g.quota.release(user) }, nil
+}
+
+// addresses returns where to bind and what to advertise for network.
+func (g *relayGenerator) addresses(network string) (bind string, advertised netip.Addr, err error) {
+	if network == "udp6" || network == "tcp6" {
+		if !g.relayIP6.IsValid() {
+			return "", netip.Addr{}, errNoIPv6
+		}
+		return g.relayIP6.String(), g.relayIP6, nil
+	}
+	return g.bindIP4, g.relayIP4, nil
+}
+
+// tryPorts opens a socket on the requested port, on any port, or on a
+// random port of the configured range.
+func (g *relayGenerator) tryPorts(requested int, open func(port int) error) error {
+	if requested != 0 || g.minPort == 0 {
+		return open(requested)
+	}
+	var err error
+	for range 16 {
+		if err = open(g.minPort + rand.IntN(g.maxPort-g.minPort+1)); err == nil { //nolint:gosec // not security relevant
+			return nil
+		}
+	}
+	return fmt.Errorf("no free port in %d-%d: %w", g.minPort, g.maxPort, err)
+}
+
+// limiter returns a byte-rate limiter for one direction of an allocation,
+// or nil when turn.max_bitrate is 0.
+func (g *relayGenerator) limiter() *rate.Limiter {
+	if g.maxBitrate <= 0 {
+		return nil
+	}
+	bytesPerSec := g.maxBitrate / 8
+	// Allow a second's worth of burst, and at least one TCP copy buffer.
+	return rate.NewLimiter(rate.Limit(bytesPerSec), int(max(bytesPerSec, 64<<10)))
+}
+
+func (g *relayGenerator) wrapConn(conn net.Conn) net.Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &relayConn{Conn: conn, m: g.m, toPeer: g.limiter(), toClient: g.limiter(), ctx: ctx, cancel: cancel}
+}
+
+func addrPort(addr net.Addr) netip.AddrPort {
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort()
+	case *net.TCPAddr:
+		return a.AddrPort()
+	}
+	return netip.AddrPort{}
+}

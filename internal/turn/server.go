@@ -1,0 +1,288 @@
+// Package turn is Quartet's STUN/TURN server, built on pion/turn: UDP, TCP
+// and TLS listeners, stateless REST credentials shared with other servers,
+// a peer policy that keeps relays out of the server's own network, quotas,
+// rate limits and metrics.
+package turn
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	pionturn "github.com/pion/turn/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quartet-rtc/quartet/internal/pionlog"
+)
+
+// Config is a resolved TURN configuration.
+type Config struct {
+	Host    string // listen IP
+	Port    int    // UDP and TCP; 0 = a free port, the same for both
+	TLSPort int    // 0 = no TLS listener
+	TLSCert string
+	TLSKey  string
+	Realm   string
+
+	Credentials *Credentials
+
+	RelayIP      netip.Addr // IPv4 relay address told to clients
+	RelayBindIP  string     // where IPv4 relay sockets bind; default Host
+	RelayIP6     netip.Addr // invalid = no IPv6 relays
+	RelayMinPort int
+	RelayMaxPort int
+	AllowPeers   []netip.Prefix
+	MediaAddrs   []netip.AddrPort // the co-located media server, always reachable
+
+	MaxAllocations        int
+	MaxAllocationsPerUser int
+	AllocationLifetime    time.Duration
+	MaxAllocationLifetime time.Duration
+	MaxBitrate            int64
+	MaxConnections        int
+	UnauthRate            float64
+	UnauthBurst           int
+}
+
+// Server is a running STUN/TURN server.
+type Server struct {
+	log      *slog.Logger
+	pion     []*pionturn.Server
+	udp      net.PacketConn
+	tcp, tls *guardedListener
+	quota    *quota
+}
+
+// Start opens the listeners and serves until Close.
+func Start(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	s := &Server{log: log.With("role", "turn"), quota: newQuota(cfg.MaxAllocations, cfg.MaxAllocationsPerUser)}
+	udp, tcp, err := listenPair(cfg.Host, cfg.Port)
+	if err != nil {
+		return nil, err
+	}
+	s.udp = udp
+	var tlsLn net.Listener
+	if cfg.TLSPort != 0 {
+		if tlsLn, err = listenTLS(cfg); err != nil {
+			_ = udp.Close()
+			_ = tcp.Close()
+			return nil, err
+		}
+	}
+	own := []netip.AddrPort{addrPort(udp.LocalAddr()), addrPort(tcp.Addr())}
+	if tlsLn != nil {
+		own = append(own, addrPort(tlsLn.Addr()))
+	}
+	policy := NewPolicy(cfg.AllowPeers, cfg.MediaAddrs, own)
+	m := newMetrics(reg)
+	sources := newSourceLimiter(cfg.UnauthRate, cfg.UnauthBurst, 100_000)
+
+	if err := s.startUDP(cfg, policy, sources, m.forTransport("udp")); err != nil {
+		s.closeListeners(tcp, tlsLn)
+		return nil, err
+	}
+	if s.tcp, err = s.startStream(cfg, tcp, policy, sources, m.forTransport("tcp")); err != nil {
+		s.closeListeners(tcp, tlsLn)
+		return nil, err
+	}
+	if tlsLn != nil {
+		if s.tls, err = s.startStream(cfg, tlsLn, policy, sources, m.forTransport("tls")); err != nil {
+			s.closeListeners(nil, tlsLn)
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m *transportMetrics) error {
+	g := newGuard(cfg, policy, sources, m)
+	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, pionturn.ServerConfig{
+		PacketConnConfigs: []pionturn.PacketConnConfig{{
+			PacketConn:            &guardedPacketConn{PacketConn: s.udp, g: g},
+			RelayAddressGenerator: newRelayGenerator(cfg, policy, s.quota, m),
+			PermissionHandler:     permissionHandler(policy, m, s.log),
+		}},
+	}))
+	if err != nil {
+		return fmt.Errorf("start TURN over UDP: %w", err)
+	}
+	s.pion = append(s.pion, srv)
+	return nil
+}
+
+func (s *Server) startStream(cfg Config, ln net.Listener, policy *Policy, sources *sourceLimiter,
+	m *transportMetrics,
+) (*guardedListener, error) {
+	gl := &guardedListener{Listener: ln, g: newGuard(cfg, policy, sources, m), max: int64(cfg.MaxConnections),
+		firstTimeout: 10 * time.Second, idleTimeout: cfg.MaxAllocationLifetime + 30*time.Second,
+		conns: map[*guardedConn]struct{}{}}
+	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, pionturn.ServerConfig{
+		ListenerConfigs: []pionturn.ListenerConfig{{
+			Listener:              gl,
+			RelayAddressGenerator: newRelayGenerator(cfg, policy, s.quota, m),
+			PermissionHandler:     permissionHandler(policy, m, s.log),
+		}},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("start TURN over %s: %w", m.name, err)
+	}
+	s.pion = append(s.pion, srv)
+	return gl, nil
+}
+
+// serverConfig fills what every transport's pion server shares.
+func (s *Server) serverConfig(cfg Config, m *transportMetrics, sc pionturn.ServerConfig) pionturn.ServerConfig {
+	sc.Realm = cfg.Realm
+	sc.LoggerFactory = pionlog.Factory{Log: s.log.With("transport", m.name)}
+	sc.AllocationLifetime = cfg.AllocationLifetime
+	sc.AuthHandler = func(ra *pionturn.RequestAttributes) (string, []byte, bool) {
+		return cfg.Credentials.Key(ra.Username, ra.Realm)
+	}
+	sc.QuotaHandler = func(user, _ string, _ net.Addr) bool {
+		if s.quota.userFull(user) {
+			m.quotaUser.Inc()
+			return false
+		}
+		return true
+	}
+	sc.EventHandler = pionturn.EventHandler{
+		OnAllocationCreated: func(src, _ net.Addr, _, user, _ string, relay net.Addr, _ int) {
+			m.allocations.Inc()
+			s.log.Debug("allocation created", "transport", m.name, "client", src, "user", user, "relay", relay)
+		},
+		OnAllocationDeleted: func(src, _ net.Addr, _, user, _ string) {
+			m.allocations.Dec()
+			s.log.Debug("allocation deleted", "transport", m.name, "client", src, "user", user)
+		},
+	}
+	return sc
+}
+
+// permissionHandler answers CreatePermission, ChannelBind and Connect.
+func permissionHandler(policy *Policy, m *transportMetrics, log *slog.Logger) pionturn.PermissionHandler {
+	return func(client net.Addr, peer net.IP) bool {
+		ip, ok := netip.AddrFromSlice(peer)
+		if ok && policy.PermitIP(ip) {
+			return true
+		}
+		m.deniedPermission.Inc()
+		log.Info("peer refused by relay policy", "transport", m.name, "client", client, "peer", peer)
+		return false
+	}
+}
+
+func newGuard(cfg Config, policy *Policy, sources *sourceLimiter, m *transportMetrics) *guard {
+	return &guard{creds: cfg.Credentials, realm: cfg.Realm, policy: policy,
+		maxLifetime: cfg.MaxAllocationLifetime, sources: sources, m: m}
+}
+
+func newRelayGenerator(cfg Config, policy *Policy, q *quota, m *transportMetrics) *relayGenerator {
+	bind := cfg.RelayBindIP
+	if bind == "" {
+		bind = cfg.Host
+	}
+	return &relayGenerator{bindIP4: bind, relayIP4: cfg.RelayIP, relayIP6: cfg.RelayIP6,
+		minPort: cfg.RelayMinPort, maxPort: cfg.RelayMaxPort, maxBitrate: cfg.MaxBitrate,
+		dialTimeout: 30 * time.Second, policy: policy, quota: q, m: m}
+}
+
+// listenPair opens UDP and TCP on the same port; with port 0 it retries
+// until a free port is free for both.
+func listenPair(host string, port int) (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 10 {
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port))) //nolint:noctx
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen on UDP %s:%d (turn.port): %w", host, port, err)
+		}
+		growBuffers(udp)
+		actual := udp.LocalAddr().(*net.UDPAddr).Port
+		tcp, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(actual))) //nolint:noctx
+		if err == nil {
+			return udp, tcp, nil
+		}
+		_ = udp.Close()
+		lastErr = err
+		if port != 0 {
+			break
+		}
+	}
+	return nil, nil, fmt.Errorf("listen on TCP %s:%d (turn.port): %w", host, port, lastErr)
+}
+
+// growBuffers raises the UDP socket buffers so bursts of relayed media are
+// not dropped by the kernel; the kernel may cap the values.
+func growBuffers(conn net.PacketConn) {
+	if u, ok := conn.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(4 << 20)
+		_ = u.SetWriteBuffer(4 << 20)
+	}
+}
+
+func listenTLS(cfg Config) (net.Listener, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("load turn.tls_cert and turn.tls_key: %w", err)
+	}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.TLSPort))
+	ln, err := tls.Listen("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return nil, fmt.Errorf("listen on TLS %s (turn.tls_port): %w", addr, err)
+	}
+	return ln, nil
+}
+
+func (s *Server) closeListeners(lns ...net.Listener) {
+	for _, srv := range s.pion {
+		_ = srv.Close()
+	}
+	_ = s.udp.Close()
+	for _, ln := range lns {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// UDPAddr is the STUN/TURN UDP listener's address.
+func (s *Server) UDPAddr() *net.UDPAddr { return s.udp.LocalAddr().(*net.UDPAddr) }
+
+// TCPAddr is the TCP listener's address.
+func (s *Server) TCPAddr() *net.TCPAddr { return s.tcp.Addr().(*net.TCPAddr) }
+
+// TLSAddr is the TLS listener's address, or nil without TLS.
+func (s *Server) TLSAddr() *net.TCPAddr {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Addr().(*net.TCPAddr)
+}
+
+// Allocations is the number of relay sockets open.
+func (s *Server) Allocations() int {
+	s.quota.mu.Lock()
+	defer s.quota.mu.Unlock()
+	return s.quota.total
+}
+
+// Close stops the listeners and ends every allocation and connection.
+func (s *Server) Close() error {
+	var errs []error
+	for _, srv := range s.pion {
+		if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range []*guardedListener{s.tcp, s.tls} {
+		if l != nil {
+			l.closeAll()
+		}
+	}
+	return errors.Join(errs...)
+}
+
