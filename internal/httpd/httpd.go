@@ -13,6 +13,7 @@ import (
 
 	"github.com/quartet-rtc/quartet/internal/auth"
 	"github.com/quartet-rtc/quartet/internal/room"
+	"github.com/quartet-rtc/quartet/internal/turn"
 )
 
 // Deps are what the application server serves.
@@ -27,6 +28,9 @@ type Deps struct {
 	// where the operator's own backend mints tokens. When set, the server
 	// also only answers requests addressed to a loopback host.
 	DevToken func(roomName, identity, name string) (string, error)
+	// TURN lists the STUN/TURN servers for /api/turn-credentials; nil when
+	// the deployment has none.
+	TURN *turn.Directory
 }
 
 // New returns the application server's handler.
@@ -47,6 +51,9 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("GET /api/rooms/{room}/participants", a.auth(a.listParticipants))
 	mux.HandleFunc("DELETE /api/rooms/{room}", a.auth(a.closeRoom))
 	mux.HandleFunc("DELETE /api/rooms/{room}/participants/{identity}", a.auth(a.removeParticipant))
+	if d.TURN != nil {
+		mux.HandleFunc("GET /api/turn-credentials", turnCredentials(d.TURN, d.Verifier, d.DevToken != nil))
+	}
 	if d.DevToken != nil {
 		mux.HandleFunc("GET /api/dev/token", devToken(d.DevToken))
 		return securityHeaders(loopbackHostOnly(mux))

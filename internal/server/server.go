@@ -23,6 +23,7 @@ import (
 	"github.com/quartet-rtc/quartet/internal/room"
 	"github.com/quartet-rtc/quartet/internal/sfu"
 	"github.com/quartet-rtc/quartet/internal/signal"
+	"github.com/quartet-rtc/quartet/internal/turn"
 )
 
 // Options are what a caller may inject instead of what Config would open.
@@ -43,6 +44,7 @@ type Server struct {
 	signal   *signal.Handler
 	http     *http.Server
 	listener net.Listener
+	turn     *turn.Server // nil when this node runs no TURN
 }
 
 // New builds every enabled role and opens its sockets.
@@ -71,6 +73,11 @@ func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("start media server: %w", err)
 	}
 	s.media = media
+	dir, err := s.startTURN(cfg, reg)
+	if err != nil {
+		_ = media.Close()
+		return nil, err
+	}
 	verifier := auth.NewVerifier(keys)
 	s.signal = signal.New(signal.Config{
 		MaxMessageBytes: cfg.Signal.MaxMessageBytes, RatePerSecond: cfg.Signal.RatePerSecond,
@@ -78,9 +85,10 @@ func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		PingInterval: cfg.Signal.PingInterval, WriteTimeout: cfg.Signal.WriteTimeout,
 		MaxConnections: cfg.Signal.MaxConnections, ServerVersion: opts.Version,
 		AllowedOrigins: cfg.Signal.AllowedOrigins, ResumeTimeout: cfg.Signal.ResumeTimeout,
-	}, signal.Deps{Log: log, Verifier: verifier, Rooms: s.rooms, Media: media, Metrics: reg})
+	}, signal.Deps{Log: log, Verifier: verifier, Rooms: s.rooms, Media: media, Metrics: reg,
+		ICEServers: iceServers(dir)})
 	deps := httpd.Deps{Log: log, Rooms: s.rooms, Verifier: verifier, Signal: s.signal,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Web: opts.Web}
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Web: opts.Web, TURN: dir}
 	if cfg.DevMode() {
 		deps.DevToken = func(roomName, identity, name string) (string, error) {
 			return auth.Mint(auth.DevAPIKey, auth.DevAPISecret, auth.TokenSpec{Identity: identity, Name: name,
@@ -94,6 +102,7 @@ func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	if s.listener == nil {
 		if s.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 			_ = media.Close()
+			s.closeTURN()
 			return nil, fmt.Errorf("listen on %s (http.addr): %w", cfg.HTTP.Addr, err)
 		}
 	}
@@ -123,7 +132,14 @@ func (s *Server) Rooms() *room.Manager { return s.rooms }
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
-	s.log.Info("quartet is ready", "url", s.URL(), "media_udp", s.media.UDPAddr().String())
+	attrs := []any{"url", s.URL(), "media_udp", s.media.UDPAddr().String()}
+	if s.turn != nil {
+		attrs = append(attrs, "turn_udp_tcp", s.turn.UDPAddr().String())
+		if a := s.turn.TLSAddr(); a != nil {
+			attrs = append(attrs, "turn_tls", a.String())
+		}
+	}
+	s.log.Info("quartet is ready", attrs...)
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -154,5 +170,6 @@ func (s *Server) shutdown() {
 	if err := s.media.Close(); err != nil {
 		s.log.Warn("media shutdown", "err", err)
 	}
+	s.closeTURN()
 	s.log.Info("stopped")
 }

@@ -49,6 +49,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	cfg := config.Default()
 	cfg.Room.EmptyTimeout = 100 * time.Millisecond
 	cfg.HTTP.ShutdownTimeout = 3 * time.Second
+	cfg.TURN.Port = 0 // a free port, so that tests can run side by side
 	if opts.Config != nil {
 		opts.Config(&cfg)
 	}
