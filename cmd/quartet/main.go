@@ -1,5 +1,5 @@
-// Command quartet runs the Quartet WebRTC server: application, signaling
-// and media servers in one process (NAT traversal comes next).
+// Command quartet runs the Quartet WebRTC server: application, signaling,
+// STUN/TURN and media servers in one process, or the TURN role alone.
 package main
 
 import (
@@ -16,23 +16,31 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-const usage = `Quartet: a WebRTC server in one binary: application, signaling and media
-(SFU) servers. The built-in STUN/TURN server is not part of this version yet.
+const usage = `Quartet: a WebRTC server in one binary: application, signaling, STUN/TURN
+and media (SFU) servers.
 
 Usage:
-  quartet [serve] [flags]     run the server (the default command)
-  quartet token [flags]       print an access token for a room
-  quartet version             print the version
-  quartet help                show this help
+  quartet [serve] [flags]          run the server (the default command)
+  quartet turn [flags]             run only the STUN/TURN server (for nodes near users)
+  quartet token [flags]            print an access token for a room
+  quartet turn-credentials [flags] print TURN credentials and URIs as JSON
+  quartet version                  print the version
+  quartet help                     show this help
 
 With no configuration Quartet runs in dev mode on localhost: open
-http://127.0.0.1:8080/r/demo in two browser tabs to make a call.
+http://127.0.0.1:8080/r/demo in two browser tabs to make a call. STUN/TURN
+listens on 127.0.0.1:3478 (UDP and TCP) and the app's calls use it.
 
-Serve flags:
-  --config FILE      YAML configuration file (also QUARTET_CONFIG)
-  --http ADDR        application and signaling address (http.addr, default 127.0.0.1:8080)
-  --udp-port N       media UDP port, ICE-muxed (media.udp_port, default 7882)
-  --log-level LEVEL  debug, info, warn or error (log.level)
+Serve flags (turn takes the same, minus --udp-port; its HTTP address serves
+only /healthz and /metrics):
+  --config FILE          YAML configuration file (also QUARTET_CONFIG)
+  --http ADDR            application and signaling address (http.addr, default 127.0.0.1:8080)
+  --udp-port N           media UDP port, ICE-muxed (media.udp_port, default 7882)
+  --turn-port N          STUN/TURN port, UDP and TCP (turn.port, default 3478)
+  --turn-allow-peer CIDR let relays reach this range despite the built-in deny
+                         list of loopback, private and link-local addresses
+                         (turn.allow_peers; repeatable)
+  --log-level LEVEL      debug, info, warn or error (log.level)
 
 Token flags:
   --room R           room the token may join (required unless --admin)
@@ -45,8 +53,14 @@ Token flags:
   --api-key K        which configured API key signs the token
   --config FILE      configuration file holding the API keys
 
+Turn-credentials flags:
+  --user U           user the credential is for (default "anonymous")
+  --ttl D            lifetime, e.g. 1h (default turn.credential_ttl, 12h)
+  --config FILE      configuration file holding turn.secret
+
 Every setting is also an environment variable, e.g. QUARTET_HTTP_ADDR,
-QUARTET_MEDIA_UDP_PORT, QUARTET_AUTH_KEYS=key:secret. See docs/configuration.md.
+QUARTET_MEDIA_UDP_PORT, QUARTET_AUTH_KEYS=key:secret, QUARTET_TURN_SECRET.
+See docs/configuration.md.
 `
 
 func main() {
@@ -62,8 +76,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		err = serve(args, stderr)
+	case "turn":
+		err = turnOnly(args, stderr)
 	case "token":
 		err = token(args, stdout)
+	case "turn-credentials":
+		err = turnCredentials(args, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "quartet", version)
 	case "help":
@@ -97,10 +115,14 @@ func serve(args []string, stderr io.Writer) error {
 	httpAddr := fs.String("http", "", "")
 	udpPort := fs.Int("udp-port", -1, "")
 	logLevel := fs.String("log-level", "", "")
+	turnPort := fs.Int("turn-port", -1, "")
+	var allowPeers stringList
+	fs.Var(&allowPeers, "turn-allow-peer", "")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
-	cfg, err := loadConfig(*configPath, configOverrides{httpAddr: *httpAddr, udpPort: *udpPort, logLevel: *logLevel})
+	cfg, err := loadConfig(*configPath, configOverrides{httpAddr: *httpAddr, udpPort: *udpPort, logLevel: *logLevel,
+		turnPort: *turnPort, allowPeers: allowPeers})
 	if err != nil {
 		return err
 	}

@@ -16,9 +16,12 @@ import (
 // configOverrides are command-line flags that override the configuration;
 // zero values (and -1 for the port) mean "not given".
 type configOverrides struct {
-	httpAddr string
-	udpPort  int
-	logLevel string
+	httpAddr   string
+	udpPort    int
+	logLevel   string
+	turnPort   int
+	allowPeers []string
+	role       config.Role
 }
 
 // loadConfig reads defaults, the file and the environment, applies the
@@ -34,6 +37,11 @@ func loadConfig(path string, o configOverrides) (config.Config, error) {
 		if o.logLevel != "" {
 			cfg.Log.Level = o.logLevel
 		}
+		if o.turnPort >= 0 {
+			cfg.TURN.Port = o.turnPort
+		}
+		cfg.TURN.AllowPeers = append(cfg.TURN.AllowPeers, o.allowPeers...)
+		cfg.Role = o.role
 	})
 }
 
@@ -45,6 +53,16 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
 }
 
 func runServer(ctx context.Context, cfg config.Config, log *slog.Logger) error {

@@ -50,6 +50,15 @@ func NewCredentials(cfg config.Config) *Credentials {
 // ClientURIs is what clients are told for this server: turn.uris, or URIs
 // derived from the address clients reach it at and the bound ports.
 func ClientURIs(cfg config.Config, s *Server) []string {
+	tlsPort := 0
+	if a := s.TLSAddr(); a != nil {
+		tlsPort = a.Port
+	}
+	return URIsFor(cfg, s.UDPAddr().Port, tlsPort)
+}
+
+// URIsFor is ClientURIs for a server listening on port and tlsPort.
+func URIsFor(cfg config.Config, port, tlsPort int) []string {
 	if len(cfg.TURN.URIs) > 0 {
 		return cfg.TURN.URIs
 	}
@@ -57,9 +66,5 @@ func ClientURIs(cfg config.Config, s *Server) []string {
 	if ip, err := netip.ParseAddr(host); err != nil || ip.IsUnspecified() {
 		host = cfg.TURNRelayIP()
 	}
-	tlsPort := 0
-	if a := s.TLSAddr(); a != nil {
-		tlsPort = a.Port
-	}
-	return OwnURIs(host, s.UDPAddr().Port, tlsPort)
+	return OwnURIs(host, port, tlsPort)
 }
