@@ -285,4 +285,3 @@ func (s *Server) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
