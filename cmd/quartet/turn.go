@@ -69,9 +69,7 @@ func turnCredentials(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	uris, cred := dir.URIs(*user, nil)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{"username": cred.Username, "password": cred.Password, "ttl": cred.TTL,
-		"uris": uris})
+	return enc.Encode(dir.REST(*user, nil))
 }

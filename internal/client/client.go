@@ -31,6 +31,9 @@ type Options struct {
 	OnTrack func(t *webrtc.TrackRemote, info room.TrackInfo)
 	// NoNACK disables NACK generation, to measure raw loss.
 	NoNACK bool
+	// Relay sends all media through the TURN servers the server names in
+	// joined.iceServers (ICE transport policy "relay").
+	Relay bool
 }
 
 // Message is a server message as received.
@@ -56,6 +59,7 @@ type Client struct {
 		Participants []room.ParticipantInfo
 		ResumeToken  string
 		Resumed      bool
+		ICEServers   []webrtc.ICEServer
 	}
 
 	mu   sync.Mutex
@@ -87,30 +91,44 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		subTracks: map[string]room.TrackInfo{}, pubSIDs: map[string]string{}, sources: map[string]string{}, senders: map[string]*webrtc.RTPSender{},
 		answerCh: make(chan string, 1)}
 	c.ctx, c.stop = context.WithCancel(context.Background())
-	if err := c.newPeerConnections(); err != nil {
+	if err := c.send(map[string]any{"type": "join", "protocol": 1, "token": opts.Token}); err != nil {
 		conn.CloseNow()
 		return nil, err
 	}
-	if err := c.send(map[string]any{"type": "join", "protocol": 1, "token": opts.Token}); err != nil {
+	// Read joined before creating the peer connections: they need its ICE
+	// servers, and no offer can come before it.
+	if err := c.readJoined(ctx, conn); err != nil {
+		conn.CloseNow()
+		return nil, err
+	}
+	if err := c.newPeerConnections(); err != nil {
 		c.Close()
 		return nil, err
 	}
 	c.wg.Add(1)
 	go c.readLoop(conn)
-	msg, err := c.WaitFor(ctx, func(m Message) bool { return m.Type == "joined" || m.Type == "error" })
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	if msg.Type == "error" {
-		c.Close()
-		return nil, fmt.Errorf("client: join refused: %s", msg.Raw)
-	}
-	if err := json.Unmarshal(msg.Raw, &c.Joined); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("client: decode joined: %w", err)
-	}
 	return c, nil
+}
+
+func (c *Client) readJoined(ctx context.Context, conn *websocket.Conn) error {
+	_, data, err := conn.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("client: read joined: %w", err)
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return fmt.Errorf("client: decode joined: %w", err)
+	}
+	c.messages = append(c.messages, Message{Type: head.Type, Raw: data})
+	if head.Type != "joined" {
+		return fmt.Errorf("client: join refused: %s", data)
+	}
+	if err := json.Unmarshal(data, &c.Joined); err != nil {
+		return fmt.Errorf("client: decode joined: %w", err)
+	}
+	return nil
 }
 
 // NewAPI returns a pion API that keeps ICE on loopback, as every test and
@@ -145,10 +163,14 @@ func (c *Client) newPeerConnections() error {
 	if err != nil {
 		return fmt.Errorf("client: webrtc api: %w", err)
 	}
-	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	var cfg webrtc.Configuration
+	if c.opts.Relay {
+		cfg = webrtc.Configuration{ICEServers: c.Joined.ICEServers, ICETransportPolicy: webrtc.ICETransportPolicyRelay}
+	}
+	if c.pub, err = api.NewPeerConnection(cfg); err != nil {
 		return err
 	}
-	if c.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if c.sub, err = api.NewPeerConnection(cfg); err != nil {
 		return err
 	}
 	c.pub.OnICECandidate(func(cand *webrtc.ICECandidate) { c.sendCandidate(room.TargetPublisher, cand) })

@@ -17,7 +17,11 @@ const MinTURNSecretLength = 16
 func (c Config) validateTURN() []error {
 	t := c.TURN
 	if !t.Enabled && c.Role != RoleTURN {
-		return nil
+		// Other servers' credentials are still minted with turn.secret.
+		if len(t.Servers) > 0 && t.Secret == "" && !c.DevMode() {
+			return []error{errors.New("turn.secret: required when turn.servers are listed in production; it must be the secret those servers share")}
+		}
+		return validateTURNDirectory(t)
 	}
 	var errs []error
 	if !isIP(t.Host) {

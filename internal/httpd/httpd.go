@@ -13,7 +13,6 @@ import (
 
 	"github.com/quartet-rtc/quartet/internal/auth"
 	"github.com/quartet-rtc/quartet/internal/room"
-	"github.com/quartet-rtc/quartet/internal/turn"
 )
 
 // Deps are what the application server serves.
@@ -28,9 +27,9 @@ type Deps struct {
 	// where the operator's own backend mints tokens. When set, the server
 	// also only answers requests addressed to a loopback host.
 	DevToken func(roomName, identity, name string) (string, error)
-	// TURN lists the STUN/TURN servers for /api/turn-credentials; nil when
-	// the deployment has none.
-	TURN *turn.Directory
+	// TURN serves /api/turn-credentials; nil when the deployment has no
+	// TURN servers.
+	TURN TURNCredentials
 }
 
 // New returns the application server's handler.

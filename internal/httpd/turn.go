@@ -5,14 +5,17 @@ import (
 	"strings"
 
 	"github.com/quartet-rtc/quartet/internal/auth"
-	"github.com/quartet-rtc/quartet/internal/turn"
 )
+
+// TURNCredentials mints a TURN credential for user calling from r, with
+// the URIs to use it at: the JSON body of /api/turn-credentials.
+type TURNCredentials func(user string, r *http.Request) any
 
 // turnCredentials serves GET /api/turn-credentials: a fresh TURN REST
 // credential and the URIs to use it with, for apps that build their own
 // RTCPeerConnection. It needs a valid access token (its identity is the
 // credential's user); in dev mode anyone may ask, naming a user with ?user=.
-func turnCredentials(dir *turn.Directory, verifier *auth.Verifier, dev bool) http.HandlerFunc {
+func turnCredentials(mint TURNCredentials, verifier *auth.Verifier, dev bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		user := "anonymous"
 		token, hasToken := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -34,9 +37,7 @@ func turnCredentials(dir *turn.Directory, verifier *auth.Verifier, dev bool) htt
 			writeError(w, http.StatusBadRequest, "bad_request", "user must be at most 128 bytes")
 			return
 		}
-		uris, cred := dir.URIs(user, r)
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, map[string]any{"username": cred.Username, "password": cred.Password,
-			"ttl": cred.TTL, "uris": uris})
+		writeJSON(w, http.StatusOK, mint(user, r))
 	}
 }

@@ -88,7 +88,10 @@ func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	}, signal.Deps{Log: log, Verifier: verifier, Rooms: s.rooms, Media: media, Metrics: reg,
 		ICEServers: iceServers(dir)})
 	deps := httpd.Deps{Log: log, Rooms: s.rooms, Verifier: verifier, Signal: s.signal,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Web: opts.Web, TURN: dir}
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Web: opts.Web}
+	if dir != nil {
+		deps.TURN = func(user string, r *http.Request) any { return dir.REST(user, r) }
+	}
 	if cfg.DevMode() {
 		deps.DevToken = func(roomName, identity, name string) (string, error) {
 			return auth.Mint(auth.DevAPIKey, auth.DevAPISecret, auth.TokenSpec{Identity: identity, Name: name,

@@ -91,6 +91,21 @@ func (d *Directory) URIs(user string, r *http.Request) ([]string, Credential) {
 	return uris, d.creds.Mint(user)
 }
 
+// RESTResponse is the body of GET /api/turn-credentials and the output of
+// quartet turn-credentials.
+type RESTResponse struct {
+	Username string   `json:"username"`
+	Password string   `json:"password"`
+	TTL      int64    `json:"ttl"`
+	URIs     []string `json:"uris"`
+}
+
+// REST returns a credential for user and every URI, region first.
+func (d *Directory) REST(user string, r *http.Request) RESTResponse {
+	uris, cred := d.URIs(user, r)
+	return RESTResponse{Username: cred.Username, Password: cred.Password, TTL: cred.TTL, URIs: uris}
+}
+
 func (d *Directory) ordered(region string) []regionGroup {
 	out := make([]regionGroup, 0, len(d.groups))
 	for _, g := range d.groups {
