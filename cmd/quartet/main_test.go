@@ -4,6 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pion/stun/v4"
 
 	"github.com/quartet-rtc/quartet/internal/auth"
 )
@@ -28,7 +37,8 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, s
 func TestHelpAndVersion(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"token", "--help"}} {
 		code, out, _ := runCmd(t, nil, args...)
-		if code != 0 || !strings.Contains(out, "quartet token") || !strings.Contains(out, "--udp-port") {
+		if code != 0 || !strings.Contains(out, "quartet token") || !strings.Contains(out, "--udp-port") ||
+			!strings.Contains(out, "quartet turn-credentials") || !strings.Contains(out, "--turn-allow-peer") {
 			t.Errorf("%v: exit %d, output %q", args, code, out)
 		}
 	}
@@ -79,13 +89,85 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 // TestSIGTERMShutsDownGracefully runs the real binary and stops it as an
 // init system would.
 func TestSIGTERMShutsDownGracefully(t *testing.T) {
+	stopGracefully(t, startBinary(t, "quartet is ready", "--http", "127.0.0.1:0", "--udp-port", "0", "--turn-port", "0"))
+}
+
+// TestTURNOnlyNode runs `quartet turn`: STUN answers on the port it logs,
+// /healthz and /metrics are served, and SIGTERM stops it.
+func TestTURNOnlyNode(t *testing.T) {
+	p := startBinary(t, "quartet turn is ready", "turn", "--http", "127.0.0.1:0", "--turn-port", "0")
+	addr := logValue(p.log.String(), "turn_udp_tcp=")
+	conn, err := net.Dial("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write(stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no STUN answer from %s: %v", addr, err)
+	}
+	res := &stun.Message{Raw: buf[:n]}
+	var mapped stun.XORMappedAddress
+	if err := res.Decode(); err != nil || mapped.GetFrom(res) != nil || mapped.String() != conn.LocalAddr().String() {
+		t.Fatalf("binding response %v maps %v, want %v", res, mapped, conn.LocalAddr())
+	}
+	metrics := logValue(p.log.String(), "metrics=")
+	resp, err := http.Get(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "quartet_turn_") {
+		t.Fatalf("GET %s: %d, no quartet_turn_ metrics", metrics, resp.StatusCode)
+	}
+	stopGracefully(t, p)
+}
+
+func TestTURNCredentialsCommand(t *testing.T) {
+	code, out, errOut := runCmd(t, map[string]string{"QUARTET_TURN_SECRET": "cli-test-secret-0123"},
+		"turn-credentials", "--user", "dora", "--ttl", "1h")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got struct {
+		Username, Password string
+		TTL                int64
+		URIs               []string
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	mac := hmac.New(sha1.New, []byte("cli-test-secret-0123"))
+	mac.Write([]byte(got.Username))
+	if got.Password != base64.StdEncoding.EncodeToString(mac.Sum(nil)) || !strings.HasSuffix(got.Username, ":dora") ||
+		got.TTL != 3600 || len(got.URIs) != 3 || got.URIs[1] != "turn:127.0.0.1:3478?transport=udp" {
+		t.Fatalf("credential = %+v", got)
+	}
+}
+
+// process is a running quartet binary and what it logged so far.
+type process struct {
+	cmd   *exec.Cmd
+	lines *bufio.Scanner
+	log   *strings.Builder
+}
+
+// startBinary builds and starts quartet with args and waits for ready.
+func startBinary(t *testing.T, ready string, args ...string) *process {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "quartet")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--http", "127.0.0.1:0", "--udp-port", "0")
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -93,14 +175,28 @@ func TestSIGTERMShutsDownGracefully(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := bufio.NewScanner(stderr)
-	var log strings.Builder
-	for lines.Scan() {
-		log.WriteString(lines.Text() + "\n")
-		if strings.Contains(lines.Text(), "quartet is ready") {
-			break
+	p := &process{cmd: cmd, lines: bufio.NewScanner(stderr), log: &strings.Builder{}}
+	for p.lines.Scan() {
+		p.log.WriteString(p.lines.Text() + "\n")
+		if strings.Contains(p.lines.Text(), ready) {
+			return p
 		}
 	}
+	_ = cmd.Wait()
+	t.Fatalf("never ready:\n%s", p.log.String())
+	return nil
+}
+
+// logValue returns the value of key= in a text log line.
+func logValue(log, key string) string {
+	_, rest, _ := strings.Cut(log, key)
+	v, _, _ := strings.Cut(rest, " ")
+	return strings.Trim(strings.TrimSpace(v), `"[]`)
+}
+
+func stopGracefully(t *testing.T, p *process) {
+	t.Helper()
+	cmd, lines, log := p.cmd, p.lines, p.log
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
