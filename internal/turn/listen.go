@@ -88,6 +88,7 @@ type guardedConn struct {
 	first     bool
 	in        []byte // bytes read but not yet framed
 	out       []byte // framed bytes not yet returned to pion
+	buf       []byte // read buffer
 	closeOnce sync.Once
 }
 
@@ -129,9 +130,11 @@ func (c *guardedConn) fill() error {
 			timeout = c.l.firstTimeout
 		}
 		_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
-		buf := make([]byte, 4096)
-		n, err := c.Conn.Read(buf)
-		c.in = append(c.in, buf[:n]...)
+		if c.buf == nil {
+			c.buf = make([]byte, 4096)
+		}
+		n, err := c.Conn.Read(c.buf)
+		c.in = append(c.in, c.buf[:n]...)
 		if err != nil {
 			return err
 		}
