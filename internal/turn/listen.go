@@ -89,12 +89,21 @@ type guardedConn struct {
 	in        []byte // bytes read but not yet framed
 	out       []byte // framed bytes not yet returned to pion
 	buf       []byte // read buffer
+	raw       bool   // a data connection (RFC 6062): bytes pass unframed
 	closeOnce sync.Once
 }
 
 var errFrameTooLarge = errors.New("turn: frame larger than 64 KiB")
 
 func (c *guardedConn) Read(p []byte) (int, error) {
+	if c.raw && len(c.out) == 0 {
+		if len(c.in) > 0 {
+			n := copy(p, c.in)
+			c.in = c.in[n:]
+			return n, nil
+		}
+		return c.Conn.Read(p)
+	}
 	for len(c.out) == 0 {
 		if err := c.fill(); err != nil {
 			return 0, err
@@ -115,6 +124,10 @@ func (c *guardedConn) fill() error {
 			out, v := c.l.g.inspect(frame, c.RemoteAddr(), func(b []byte) { _, _ = c.Conn.Write(b) })
 			if v == pass {
 				c.out = append(c.out[:0], out...)
+				if c.raw = isConnectionBind(out); c.raw {
+					// Data connections live as long as their peer's.
+					_ = c.Conn.SetReadDeadline(time.Time{})
+				}
 			}
 			c.in = append(c.in[:0], c.in[size:]...)
 			if v == pass {
@@ -140,6 +153,19 @@ func (c *guardedConn) fill() error {
 		}
 		c.first = false
 	}
+}
+
+// isConnectionBind reports whether frame is a ConnectionBind request, after
+// which the connection carries a peer's raw bytes (RFC 6062 section 5.4).
+// The client sends nothing before the success response, so everything
+// after this frame is data.
+func isConnectionBind(frame []byte) bool {
+	if len(frame) < 20 || !stun.IsMessage(frame) {
+		return false
+	}
+	t := stun.MessageType{}
+	t.ReadValue(binary.BigEndian.Uint16(frame[0:2]))
+	return t.Method == stun.MethodConnectionBind && t.Class == stun.ClassRequest
 }
 
 // frameSize returns the size of the first frame in b, and whether b holds
