@@ -3,6 +3,8 @@ package turn
 import (
 	"context"
 	"net"
+	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -17,11 +19,28 @@ type relayPacketConn struct {
 	g                *relayGenerator
 	release          func()
 	toPeer, toClient *rate.Limiter
+	// lastPeer and lastSource remember the last permitted address of each
+	// direction: an allocation mostly talks to one peer, and this spares
+	// the policy check per packet.
+	lastPeer, lastSource atomic.Pointer[netip.AddrPort]
+}
+
+// permit checks ap against the policy, through the one-entry cache last.
+func (c *relayPacketConn) permit(addr net.Addr, last *atomic.Pointer[netip.AddrPort]) bool {
+	ap := addrPort(addr)
+	if p := last.Load(); p != nil && *p == ap {
+		return true
+	}
+	if !c.g.policy.PermitAddr(ap) {
+		return false
+	}
+	last.Store(&ap)
+	return true
 }
 
 func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	m := c.g.m
-	if !c.g.policy.PermitAddr(addrPort(addr)) {
+	if !c.permit(addr, &c.lastPeer) {
 		m.deniedRelay.Inc()
 		return len(p), nil
 	}
@@ -42,7 +61,7 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, addr, err
 		}
-		if !c.g.policy.PermitAddr(addrPort(addr)) {
+		if !c.permit(addr, &c.lastSource) {
 			m.deniedRelay.Inc()
 			continue
 		}
