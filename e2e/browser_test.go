@@ -200,6 +200,12 @@ type browserPage struct {
 // The tab lives until the browser closes.
 func (b *browser) openPage(t *testing.T, baseURL, room, name string) *browserPage {
 	t.Helper()
+	return b.openPageQuery(t, baseURL, room, name, nil)
+}
+
+// openPageQuery is openPage with more room page URL parameters.
+func (b *browser) openPageQuery(t *testing.T, baseURL, room, name string, query url.Values) *browserPage {
+	t.Helper()
 	// The browser's cleanup closes the tab, after dumping it on failure.
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	p := &browserPage{name: name, ctx: ctx, close: cancel}
@@ -221,7 +227,11 @@ func (b *browser) openPage(t *testing.T, baseURL, room, name string) *browserPag
 		}
 	}()
 
-	pageURL := fmt.Sprintf("%s/r/%s?name=%s", baseURL, url.PathEscape(room), url.QueryEscape(name))
+	q := url.Values{"name": {name}}
+	for k, v := range query {
+		q[k] = v
+	}
+	pageURL := fmt.Sprintf("%s/r/%s?%s", baseURL, url.PathEscape(room), q.Encode())
 	addScript := chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tgt, page.AddScriptToEvaluateOnNewDocument,
 			page.AddScriptToEvaluateOnNewDocumentParams{Source: smallVideoScript})

@@ -42,6 +42,11 @@ function initHome() {
 const params = new URLSearchParams(location.search);
 const roomName = roomNameFromPath(location.pathname);
 const urlToken = params.get('token');
+// For debugging TURN: ?relay=1 sends all media through TURN, ?turn=udp or
+// ?turn=tcp keeps only the turn: URLs of that transport.
+const relayOnly = params.get('relay') === '1';
+const turnParam = params.get('turn');
+const turnTransport = turnParam === 'udp' || turnParam === 'tcp' ? turnParam : undefined;
 
 /** Page state; the Room is the source of truth for everything remote. */
 const state = {
@@ -116,6 +121,8 @@ async function start(name) {
     token,
     // A token from the URL cannot be renewed; dev tokens can.
     tokenProvider: urlToken ? undefined : () => fetchDevToken(identity, name),
+    iceTransportPolicy: relayOnly ? 'relay' : 'all',
+    turnTransport,
   });
   state.room = room;
   bindRoomEvents(room);

@@ -84,6 +84,11 @@ const FATAL_JOIN_CODES = new Set(['unsupported_protocol']);
  *   before each reconnection (and at connect() when `token` is empty).
  * @property {RTCIceServer[]} [iceServers] when given, used instead of the
  *   ICE servers the server sends in `joined`.
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy] `relay` forces all
+ *   media through TURN (to debug or test TURN); default `all`.
+ * @property {'udp'|'tcp'} [turnTransport] keeps only the `turn:` URLs with
+ *   that `?transport=` (none means udp), dropping `stun:`, `turns:` and the
+ *   other transport, to test one way of reaching TURN; default: every URL.
  */
 
 /**
@@ -175,6 +180,10 @@ export class Room extends EventTarget {
     this.tokenProvider = options.tokenProvider || null;
     /** @private */
     this._iceServersOption = options.iceServers || null;
+    /** @private @type {RTCIceTransportPolicy} */
+    this._iceTransportPolicy = options.iceTransportPolicy || 'all';
+    /** @private */
+    this._turnTransport = options.turnTransport || null;
 
     /** @type {ConnectionState} */
     this.connectionState = 'disconnected';
@@ -554,7 +563,7 @@ export class Room extends EventTarget {
     this.roomInfo = msg.room || null;
     this.serverVersion = msg.serverVersion || '';
     this.localParticipant = normalizeParticipant(msg.participant);
-    this.iceServers = this._iceServersOption || (Array.isArray(msg.iceServers) ? msg.iceServers : []);
+    this.iceServers = this._iceServersFrom(msg.iceServers);
     this._replaceParticipants((msg.participants || []).map(normalizeParticipant));
     this._createPeerConnections();
     this._resume = resumeRequestFrom(msg);
@@ -611,7 +620,7 @@ export class Room extends EventTarget {
    */
   _updateIceServers(list) {
     if (this._iceServersOption) return;
-    this.iceServers = Array.isArray(list) ? list : [];
+    this.iceServers = this._iceServersFrom(list);
     for (const pc of [this.publisherPC, this.subscriberPC]) {
       if (!pc) continue;
       try {
@@ -620,6 +629,23 @@ export class Room extends EventTarget {
         console.debug('quartet: ICE servers not updated:', err && /** @type {any} */ (err).message);
       }
     }
+  }
+
+  /**
+   * The ICE servers to use: the `iceServers` option, else the server's
+   * list, narrowed to one TURN transport if `turnTransport` says so.
+   * @private @param {any} list @returns {RTCIceServer[]}
+   */
+  _iceServersFrom(list) {
+    /** @type {RTCIceServer[]} */
+    const servers = this._iceServersOption || (Array.isArray(list) ? list : []);
+    const transport = this._turnTransport;
+    if (!transport) return servers;
+    const keep = (/** @type {string} */ u) =>
+      u.startsWith('turn:') && (new URLSearchParams(u.split('?')[1] || '').get('transport') || 'udp') === transport;
+    return servers
+      .map((s) => ({ ...s, urls: [s.urls].flat().filter(keep) }))
+      .filter((s) => s.urls.length > 0);
   }
 
   /**
@@ -657,7 +683,10 @@ export class Room extends EventTarget {
   /** @private */
   _createPeerConnections() {
     /** @type {RTCConfiguration} */
-    const config = { iceServers: this.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+    const config = {
+      iceServers: this.iceServers, iceTransportPolicy: this._iceTransportPolicy,
+      bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
+    };
     const pub = new RTCPeerConnection(config);
     const sub = new RTCPeerConnection(config);
     this.publisherPC = pub;
