@@ -458,7 +458,6 @@ func TestTCPConnectionCap(t *testing.T) {
 // client could lift the lifetime cap, the rate limit and the connection's
 // read deadlines with one bogus request.
 func TestFailedConnectionBindKeepsGuard(t *testing.T) {
-	knownBug(t, "guardedConn switches to raw mode on any ConnectionBind request, not on its success response")
 	t.Parallel()
 	connectionID := stun.RawAttribute{Type: stun.AttrConnectionID, Value: []byte{0, 0, 0x30, 0x39}}
 	for _, tc := range []struct {

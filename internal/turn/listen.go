@@ -86,17 +86,17 @@ type guardedConn struct {
 	net.Conn
 	l         *guardedListener
 	first     bool
-	in        []byte // bytes read but not yet framed
-	out       []byte // framed bytes not yet returned to pion
-	buf       []byte // read buffer
-	raw       bool   // a data connection (RFC 6062): bytes pass unframed
+	in        []byte      // bytes read but not yet framed
+	out       []byte      // framed bytes not yet returned to pion
+	buf       []byte      // read buffer
+	raw       atomic.Bool // a data connection (RFC 6062): bytes pass unframed
 	closeOnce sync.Once
 }
 
 var errFrameTooLarge = errors.New("turn: frame larger than 64 KiB")
 
 func (c *guardedConn) Read(p []byte) (int, error) {
-	if c.raw && len(c.out) == 0 {
+	if len(c.out) == 0 && c.raw.Load() {
 		if len(c.in) > 0 {
 			n := copy(p, c.in)
 			c.in = c.in[n:]
@@ -124,10 +124,6 @@ func (c *guardedConn) fill() error {
 			out, v := c.l.g.inspect(frame, c.RemoteAddr(), func(b []byte) { _, _ = c.Conn.Write(b) })
 			if v == pass {
 				c.out = append(c.out[:0], out...)
-				if c.raw = isConnectionBind(out); c.raw {
-					// Data connections live as long as their peer's.
-					_ = c.Conn.SetReadDeadline(time.Time{})
-				}
 			}
 			c.in = append(c.in[:0], c.in[size:]...)
 			if v == pass {
@@ -155,17 +151,27 @@ func (c *guardedConn) fill() error {
 	}
 }
 
-// isConnectionBind reports whether frame is a ConnectionBind request, after
-// which the connection carries a peer's raw bytes (RFC 6062 section 5.4).
-// The client sends nothing before the success response, so everything
-// after this frame is data.
-func isConnectionBind(frame []byte) bool {
+// Write watches for pion's success response to ConnectionBind: from then
+// on the connection carries a peer's raw bytes (RFC 6062 section 5.4). pion
+// writes it on the reading goroutine before it copies data, and the client
+// sends nothing before it, so everything read afterwards is data. A failed
+// ConnectionBind leaves the connection framed and guarded.
+func (c *guardedConn) Write(p []byte) (int, error) {
+	if !c.raw.Load() && isConnectionBindSuccess(p) {
+		c.raw.Store(true)
+		// Data connections live as long as their peer's.
+		_ = c.Conn.SetReadDeadline(time.Time{})
+	}
+	return c.Conn.Write(p)
+}
+
+func isConnectionBindSuccess(frame []byte) bool {
 	if len(frame) < 20 || !stun.IsMessage(frame) {
 		return false
 	}
 	t := stun.MessageType{}
 	t.ReadValue(binary.BigEndian.Uint16(frame[0:2]))
-	return t.Method == stun.MethodConnectionBind && t.Class == stun.ClassRequest
+	return t.Method == stun.MethodConnectionBind && t.Class == stun.ClassSuccessResponse
 }
 
 // frameSize returns the size of the first frame in b, and whether b holds
