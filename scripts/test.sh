@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs Quartet's whole test suite: unit, integration (pion clients),
 # fuzz seeds and end-to-end browser tests, with the race detector.
-# It installs the tools the tests need (Debian's chromium) when missing.
+# It installs the tools the tests need (Debian's chromium, and coturn for
+# its turnutils_* clients) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v turnutils_uclient >/dev/null 2>&1 || missing+=(coturn)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing test tools: ${missing[*]}"
@@ -18,6 +20,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "missing test tools: ${missing[*]} (install them with apt-get)" >&2
+  fi
+fi
+
+# Installing coturn may start its turnserver service (on systemd hosts) on
+# port 3478. The tests use random ports, but a TURN server nobody asked for
+# should not keep running: stop the package's service, and only that.
+if [[ " ${missing[*]} " == *" coturn "* ]]; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
+    "${sudo[@]}" systemctl disable --now coturn || true
+  elif [ -x /etc/init.d/coturn ]; then
+    "${sudo[@]}" /etc/init.d/coturn stop >/dev/null 2>&1 || true
   fi
 fi
 
