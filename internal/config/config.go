@@ -121,7 +121,7 @@ type TURNConfig struct {
 	MaxAllocationLifetime time.Duration `yaml:"max_allocation_lifetime"` // longest lifetime granted
 	MaxBitrate            int64         `yaml:"max_bitrate"`             // bits/s per allocation and direction
 	MaxConnections        int           `yaml:"max_connections"`         // TCP and TLS client connections
-	UnauthRate            float64       `yaml:"unauth_rate"`             // error responses per second to one unauthenticated source
+	UnauthRate            float64       `yaml:"unauth_rate"`             // UDP answers per second to one unauthenticated source
 	UnauthBurst           int           `yaml:"unauth_burst"`
 
 	URIs           []string `yaml:"uris"`            // this server's URIs as clients see them; empty = derived

@@ -13,9 +13,9 @@ import (
 
 // guard looks at every STUN request before pion does. It adds what pion
 // lacks:
-//   - unauthenticated requests (which draw a 401 or a binding response)
-//     get answers at a limited rate per source address, so the server is
-//     a poor reflector for amplification with spoofed sources;
+//   - unauthenticated requests over UDP (which draw a 401 or a binding
+//     response) get answers at a limited rate per source address, so the
+//     server is a poor reflector for amplification with spoofed sources;
 //   - a ChannelBind to a refused peer gets 403 Forbidden (pion answers
 //     401, which makes clients retry with the same credentials);
 //   - a requested LIFETIME above turn.max_allocation_lifetime is lowered
@@ -174,7 +174,12 @@ func newSourceLimiter(perSecond float64, burst, maxSize int) *sourceLimiter {
 		sources: map[netip.Addr]*rate.Limiter{}}
 }
 
+// allow reports whether ip may get one more answer. A nil limiter (TCP
+// and TLS) allows everything.
 func (s *sourceLimiter) allow(ip netip.Addr) bool {
+	if s == nil {
+		return true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.sources[ip]

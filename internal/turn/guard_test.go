@@ -493,3 +493,18 @@ func TestFailedConnectionBindKeepsGuard(t *testing.T) {
 		})
 	}
 }
+
+// TestUnauthenticatedOverTCPIsAnswered checks that the amplification limit
+// spares TCP: its source cannot be spoofed, and a TCP client whose request
+// got no answer would wait forever (it does not retransmit).
+func TestUnauthenticatedOverTCPIsAnswered(t *testing.T) {
+	t.Parallel()
+	s := startTURN(t, func(c *Config) { c.UnauthRate, c.UnauthBurst = 1, 1 })
+	c := dialRaw(t, "tcp4", s.TCPAddr(), "mallory")
+	for i := range 10 {
+		res := c.roundTrip(build(t, stun.NewType(stun.MethodAllocate, stun.ClassRequest), requestedTransport(17)))
+		if res == nil || errorCode(res) != stun.CodeUnauthorized {
+			t.Fatalf("request %d over TCP: got %v, want 401", i, res)
+		}
+	}
+}

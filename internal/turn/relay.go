@@ -56,6 +56,9 @@ func (g *relayGenerator) AllocatePacketConn(conf pionturn.AllocateListenerConfig
 		release()
 		return nil, nil, fmt.Errorf("open relay socket: %w", err)
 	}
+	// A video keyframe arrives as a burst; the default buffer (about 200
+	// KiB) overflows under load while the relay goroutine waits to run.
+	growBuffers(conn, 1<<20)
 	port := conn.LocalAddr().(*net.UDPAddr).Port
 	return &relayPacketConn{PacketConn: conn, g: g, release: sync.OnceFunc(release),
 			toPeer: g.limiter(), toClient: g.limiter()},

@@ -86,12 +86,12 @@ func Start(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, er
 		s.closeListeners(tcp, tlsLn)
 		return nil, err
 	}
-	if s.tcp, err = s.startStream(cfg, tcp, policy, sources, m.forTransport("tcp")); err != nil {
+	if s.tcp, err = s.startStream(cfg, tcp, policy, m.forTransport("tcp")); err != nil {
 		s.closeListeners(tcp, tlsLn)
 		return nil, err
 	}
 	if tlsLn != nil {
-		if s.tls, err = s.startStream(cfg, tlsLn, policy, sources, m.forTransport("tls")); err != nil {
+		if s.tls, err = s.startStream(cfg, tlsLn, policy, m.forTransport("tls")); err != nil {
 			s.closeListeners(nil, tlsLn)
 			return nil, err
 		}
@@ -115,10 +115,11 @@ func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m 
 	return nil
 }
 
-func (s *Server) startStream(cfg Config, ln net.Listener, policy *Policy, sources *sourceLimiter,
-	m *transportMetrics,
-) (*guardedListener, error) {
-	gl := &guardedListener{Listener: ln, g: newGuard(cfg, policy, sources, m), max: int64(cfg.MaxConnections),
+// startStream serves TCP or TLS. Its answers are not rate limited: a TCP
+// source cannot be spoofed, so it is no amplification vector, and a client
+// whose request got no answer would wait forever (TCP does not retransmit).
+func (s *Server) startStream(cfg Config, ln net.Listener, policy *Policy, m *transportMetrics) (*guardedListener, error) {
+	gl := &guardedListener{Listener: ln, g: newGuard(cfg, policy, nil, m), max: int64(cfg.MaxConnections),
 		firstTimeout: 10 * time.Second, idleTimeout: cfg.MaxAllocationLifetime + 30*time.Second,
 		conns: map[*guardedConn]struct{}{}}
 	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, pionturn.ServerConfig{
@@ -200,7 +201,7 @@ func listenPair(host string, port int) (net.PacketConn, net.Listener, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen on UDP %s:%d (turn.port): %w", host, port, err)
 		}
-		growBuffers(udp)
+		growBuffers(udp, 4<<20)
 		actual := udp.LocalAddr().(*net.UDPAddr).Port
 		tcp, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(actual))) //nolint:noctx
 		if err == nil {
@@ -217,10 +218,10 @@ func listenPair(host string, port int) (net.PacketConn, net.Listener, error) {
 
 // growBuffers raises the UDP socket buffers so bursts of relayed media are
 // not dropped by the kernel; the kernel may cap the values.
-func growBuffers(conn net.PacketConn) {
+func growBuffers(conn net.PacketConn, size int) {
 	if u, ok := conn.(*net.UDPConn); ok {
-		_ = u.SetReadBuffer(4 << 20)
-		_ = u.SetWriteBuffer(4 << 20)
+		_ = u.SetReadBuffer(size)
+		_ = u.SetWriteBuffer(size)
 	}
 }
 
