@@ -3,12 +3,16 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/quartet-rtc/quartet/internal/config"
+	"github.com/quartet-rtc/quartet/internal/room"
 
 	"github.com/coder/websocket"
 
@@ -245,5 +249,44 @@ func TestSignalingChecksTheBrowserOrigin(t *testing.T) {
 	}
 	if err := dial(open, "https://evil.example"); err == nil {
 		t.Fatal("an origin outside the allowed patterns was accepted")
+	}
+}
+
+// TestJoinedComesFirst joins participants while others publish and leave:
+// every client's first message must be joined (client.Dial refuses
+// anything else), never a room event that raced ahead of it.
+func TestJoinedComesFirst(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for round := range 5 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 12)
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("u%d-%d", round, i)
+				c, err := client.Dial(ctx, client.Options{URL: srv.WSURL(), Token: srv.Token(t, "first", id)})
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", id, err)
+					return
+				}
+				defer c.Close()
+				v, err := client.NewSynthTrack(true, "v-"+id, id)
+				if err == nil {
+					err = c.Publish(ctx, map[webrtc.TrackLocal]string{v: room.SourceCamera})
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%s: publish: %w", id, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
 	}
 }

@@ -34,7 +34,7 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 	}
 	info := s.participantInfo(claims)
 	p := &participant{h: s.h, sid: info.SID, identity: info.Identity, roomName: roomName, info: info,
-		conn: s, resumeToken: newResumeToken(),
+		conn: s, resumeToken: newResumeToken(), holding: true,
 		log: s.log.With("room", roomName, "participant", info.SID, "identity", info.Identity)}
 	s.log = p.log
 	media, err := s.h.deps.Media.Open(roomName, info.SID, *info.Permissions, p)
@@ -56,6 +56,7 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 	s.p = p
 	s.joined.Store(true)
 	s.send(s.joinedMessage(p, info, others, p.resumeToken, false))
+	p.release()
 	media.Start()
 	return nil
 }
@@ -87,6 +88,7 @@ func (s *session) resume(req *resumeRequest, claims *auth.Claims) *protoError {
 		}
 	}
 	s.send(s.joinedMessage(p, self, others, token, true))
+	p.release()
 	if err := p.media.Resync(); err != nil {
 		p.log.Warn("ICE restart after resume failed", "err", err)
 	}

@@ -42,6 +42,11 @@ type participant struct {
 	conn        *session // nil unless attached
 	resumeToken string
 	parkTimer   *time.Timer
+	// holding is set from joining the room (or resuming) until the joined
+	// message is queued, which must be the connection's first message;
+	// events meanwhile wait in held.
+	holding bool
+	held    []any
 }
 
 func newResumeToken() string {
@@ -54,10 +59,36 @@ func newResumeToken() string {
 // lost, and a resumed client gets the room's state in its new joined.
 func (p *participant) send(v any) {
 	p.mu.Lock()
+	if p.holding {
+		p.held = append(p.held, v)
+		p.mu.Unlock()
+		return
+	}
 	c := p.conn
 	p.mu.Unlock()
 	if c != nil {
 		c.send(v)
+	}
+}
+
+// release sends what was held while joined was on its way, in order, and
+// ends holding. It loops because more may be held while it sends.
+func (p *participant) release() {
+	for {
+		p.mu.Lock()
+		held, c := p.held, p.conn
+		p.held = nil
+		if len(held) == 0 {
+			p.holding = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		for _, v := range held {
+			if c != nil {
+				c.send(v)
+			}
+		}
 	}
 }
 
@@ -137,6 +168,7 @@ func (p *participant) resume(c *session, token, identity, roomName string) (newT
 	}
 	old = p.conn
 	p.state, p.conn = attached, c
+	p.holding = true // until the new joined is queued
 	p.resumeToken = newResumeToken()
 	return p.resumeToken, old, true
 }
