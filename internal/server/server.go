@@ -49,11 +49,7 @@ type Server struct {
 
 // New builds every enabled role and opens its sockets.
 func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
+	reg := registry(opts)
 	keys := auth.Keys(cfg.Auth.Keys)
 	if cfg.DevMode() {
 		keys = auth.Keys{auth.DevAPIKey: auth.DevAPISecret}
@@ -98,9 +94,7 @@ func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
 				Room: roomName, CanPublish: true, CanSubscribe: true, TTL: cfg.Auth.TokenTTL}, time.Now())
 		}
 	}
-	s.http = &http.Server{Handler: httpd.New(deps), ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	s.http = newHTTPServer(httpd.New(deps), log)
 	s.listener = opts.HTTPListener
 	if s.listener == nil {
 		if s.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
@@ -110,6 +104,23 @@ func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// registry is the injected Prometheus registry, or a new one with the Go
+// and process collectors.
+func registry(opts Options) *prometheus.Registry {
+	if opts.Registry != nil {
+		return opts.Registry
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// newHTTPServer applies the limits every Quartet HTTP listener has.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 }
 
 func (s *Server) setActiveSpeakers(roomName string, speakers []room.Speaker) {

@@ -7,10 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/quartet-rtc/quartet/internal/config"
@@ -29,11 +26,7 @@ type TURNNode struct {
 
 // NewTURNNode opens the TURN listeners and the HTTP listener.
 func NewTURNNode(cfg config.Config, log *slog.Logger, opts Options) (*TURNNode, error) {
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
+	reg := registry(opts)
 	tcfg, err := turn.FromConfig(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -48,8 +41,7 @@ func NewTURNNode(cfg config.Config, log *slog.Logger, opts Options) (*TURNNode, 
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	n.http = newHTTPServer(mux, log)
 	n.listener = opts.HTTPListener
 	if n.listener == nil {
 		if n.listener, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {

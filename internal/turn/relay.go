@@ -37,59 +37,66 @@ type relayGenerator struct {
 func (g *relayGenerator) Validate() error { return nil }
 
 func (g *relayGenerator) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
-	release, err := g.acquire(conf.UserID)
-	if err != nil {
-		return nil, nil, err
-	}
-	bind, advertised, err := g.addresses(conf.Network)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
 	var conn net.PacketConn
-	err = g.tryPorts(conf.RequestedPort, func(port int) error {
+	release, advertised, err := g.open(conf, func(addr string) error {
 		var lerr error
-		conn, lerr = net.ListenPacket(conf.Network, net.JoinHostPort(bind, strconv.Itoa(port))) //nolint:noctx
+		conn, lerr = net.ListenPacket(conf.Network, addr) //nolint:noctx
 		return lerr
 	})
 	if err != nil {
-		release()
 		return nil, nil, fmt.Errorf("open relay socket: %w", err)
 	}
 	// A video keyframe arrives as a burst; the default buffer (about 200
 	// KiB) overflows under load while the relay goroutine waits to run.
 	growBuffers(conn, 1<<20)
 	port := conn.LocalAddr().(*net.UDPAddr).Port
-	return &relayPacketConn{PacketConn: conn, g: g, release: sync.OnceFunc(release),
-			toPeer: g.limiter(), toClient: g.limiter()},
+	return &relayPacketConn{PacketConn: conn, g: g, release: release, toPeer: g.limiter(), toClient: g.limiter()},
 		&net.UDPAddr{IP: advertised.AsSlice(), Port: port}, nil
 }
 
 func (g *relayGenerator) AllocateListener(conf pionturn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
-	release, err := g.acquire(conf.UserID)
-	if err != nil {
-		return nil, nil, err
-	}
-	bind, advertised, err := g.addresses(conf.Network)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
 	// SO_REUSEPORT lets Connect (RFC 6062) dial out from the relay port.
 	lc := net.ListenConfig{Control: reuseport.Control}
 	var ln net.Listener
-	err = g.tryPorts(conf.RequestedPort, func(port int) error {
+	release, advertised, err := g.open(conf, func(addr string) error {
 		var lerr error
-		ln, lerr = lc.Listen(context.Background(), conf.Network, net.JoinHostPort(bind, strconv.Itoa(port)))
+		ln, lerr = lc.Listen(context.Background(), conf.Network, addr)
 		return lerr
 	})
 	if err != nil {
-		release()
 		return nil, nil, fmt.Errorf("open relay listener: %w", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	return &relayListener{Listener: ln, g: g, release: sync.OnceFunc(release)},
+	return &relayListener{Listener: ln, g: g, release: release},
 		&net.TCPAddr{IP: advertised.AsSlice(), Port: port}, nil
+}
+
+// open reserves a quota slot for the user and opens a relay socket with
+// listen(host:port) on the requested or a free port. The returned release
+// gives the slot back, once; on error nothing is held.
+func (g *relayGenerator) open(conf pionturn.AllocateListenerConfig, listen func(addr string) error) (
+	release func(), advertised netip.Addr, err error,
+) {
+	if err := g.quota.acquire(conf.UserID); err != nil {
+		if errors.Is(err, errCapacity) {
+			g.m.quotaTotal.Inc()
+		} else {
+			g.m.quotaUser.Inc()
+		}
+		return nil, netip.Addr{}, err
+	}
+	release = sync.OnceFunc(func() { g.quota.release(conf.UserID) })
+	bind, advertised, err := g.addresses(conf.Network)
+	if err == nil {
+		err = g.tryPorts(conf.RequestedPort, func(port int) error {
+			return listen(net.JoinHostPort(bind, strconv.Itoa(port)))
+		})
+	}
+	if err != nil {
+		release()
+		return nil, netip.Addr{}, err
+	}
+	return release, advertised, nil
 }
 
 // AllocateConn dials a peer for a Connect request (RFC 6062) from the
@@ -121,18 +128,6 @@ func (g *relayGenerator) AllocateConn(conf pionturn.AllocateConnConfig) (net.Con
 		return nil, err
 	}
 	return g.wrapConn(conn), nil
-}
-
-func (g *relayGenerator) acquire(user string) (func(), error) {
-	if err := g.quota.acquire(user); err != nil {
-		if errors.Is(err, errCapacity) {
-			g.m.quotaTotal.Inc()
-		} else {
-			g.m.quotaUser.Inc()
-		}
-		return nil, err
-	}
-	return func() { g.quota.release(user) }, nil
 }
 
 // addresses returns where to bind and what to advertise for network.
