@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/netip"
@@ -30,7 +31,7 @@ const fuzzMaxLifetime = time.Minute
 func fuzzGuard() *guard {
 	return &guard{creds: fuzzCreds, realm: "quartet", policy: NewPolicy(nil, nil, nil),
 		maxLifetime: fuzzMaxLifetime, sources: newSourceLimiter(math.Inf(1), 1, 1000),
-		m: newMetrics(prometheus.NewRegistry()).forTransport("udp")}
+		udp: true, m: newMetrics(prometheus.NewRegistry()).forTransport("udp"), log: slog.New(slog.DiscardHandler)}
 }
 
 // fuzzSeeds are valid frames of each kind the guard treats differently.

@@ -2,6 +2,7 @@ package turn
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -19,7 +20,11 @@ import (
 //   - a ChannelBind to a refused peer gets 403 Forbidden (pion answers
 //     401, which makes clients retry with the same credentials);
 //   - a requested LIFETIME above turn.max_allocation_lifetime is lowered
-//     to it (pion only caps at one hour).
+//     to it (pion ignores requests of an hour or more);
+//   - an Allocate pion would mishandle gets the RFC's answer: a TCP relay
+//     asked for over UDP gets 400 (RFC 6062 section 5.1; pion would grant
+//     it, and a later Connect would block the UDP listener while it dials),
+//     an IPv6 relay without turn.relay_ip6 gets 440 (RFC 6156; pion: 508).
 //
 // ChannelData, indications and responses pass untouched.
 type guard struct {
@@ -27,8 +32,11 @@ type guard struct {
 	realm       string
 	policy      *Policy
 	maxLifetime time.Duration
-	sources     *sourceLimiter
+	sources     *sourceLimiter // nil for TCP and TLS: no answer is limited
+	udp         bool           // the listener is UDP
+	ipv6        bool           // IPv6 relays are configured
 	m           *transportMetrics
+	log         *slog.Logger
 }
 
 // verdict is what to do with an incoming frame.
@@ -74,12 +82,21 @@ func (g *guard) inspect(b []byte, src net.Addr, reply func([]byte)) ([]byte, ver
 	}
 	switch msg.Type.Method {
 	case stun.MethodChannelBind:
-		if g.refusedPeer(msg) {
+		if peer, refused := g.refusedPeer(msg); refused {
 			g.m.deniedPermission.Inc()
+			g.log.Info("peer refused by relay policy", "transport", g.m.name, "client", src, "peer", peer)
 			reply(errorResponse(msg, stun.CodeForbidden, key))
 			return nil, replied
 		}
-	case stun.MethodAllocate, stun.MethodRefresh:
+	case stun.MethodAllocate:
+		if code, refuse := g.refuseAllocate(msg); refuse {
+			reply(errorResponse(msg, code, key))
+			return nil, replied
+		}
+		if out, rewritten := g.capLifetime(msg, key); rewritten {
+			return out, pass
+		}
+	case stun.MethodRefresh:
 		if out, rewritten := g.capLifetime(msg, key); rewritten {
 			return out, pass
 		}
@@ -103,14 +120,39 @@ func (g *guard) key(msg *stun.Message) ([]byte, bool) {
 	return key, ok
 }
 
-func (g *guard) refusedPeer(msg *stun.Message) bool {
+func (g *guard) refusedPeer(msg *stun.Message) (net.IP, bool) {
 	var peer stun.XORMappedAddress // XOR-PEER-ADDRESS has the same encoding
 	if err := peer.GetFromAs(msg, stun.AttrXORPeerAddress); err != nil {
-		return false // pion answers 400
+		return nil, false // pion answers 400
 	}
 	ip, ok := netip.AddrFromSlice(peer.IP)
-	return ok && !g.policy.PermitIP(ip)
+	return peer.IP, ok && !g.policy.PermitIP(ip)
 }
+
+// refuseAllocate returns the error for an Allocate the server cannot
+// serve as asked, where pion's own answer would be wrong.
+func (g *guard) refuseAllocate(msg *stun.Message) (stun.ErrorCode, bool) {
+	if transport, err := msg.Get(stun.AttrRequestedTransport); err == nil && len(transport) == 4 &&
+		transport[0] == protoTCP && g.udp {
+		return stun.CodeBadRequest, true
+	}
+	if family, err := msg.Get(stun.AttrRequestedAddressFamily); err == nil && len(family) == 4 &&
+		family[0] == familyIPv6 && !g.ipv6 {
+		return stun.CodeAddrFamilyNotSupported, true
+	}
+	return 0, false
+}
+
+// Values of REQUESTED-TRANSPORT (RFC 8656) and REQUESTED-ADDRESS-FAMILY
+// (RFC 6156).
+const (
+	protoTCP   = 6
+	familyIPv6 = 0x02
+)
+
+// pionMaxLifetime is the longest LIFETIME pion honours: it replaces one
+// hour or more by its default.
+const pionMaxLifetime = time.Hour - time.Second
 
 // capLifetime rewrites a LIFETIME above the maximum and signs the message
 // again with the client's key.
@@ -119,7 +161,7 @@ func (g *guard) capLifetime(msg *stun.Message, key []byte) ([]byte, bool) {
 	if err != nil || len(raw) != 4 {
 		return nil, false
 	}
-	maxSecs := uint32(g.maxLifetime / time.Second)
+	maxSecs := uint32(min(g.maxLifetime, pionMaxLifetime) / time.Second)
 	if binary.BigEndian.Uint32(raw) <= maxSecs {
 		return nil, false
 	}

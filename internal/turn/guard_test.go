@@ -508,3 +508,25 @@ func TestUnauthenticatedOverTCPIsAnswered(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPRelayOverUDPRefused: RFC 6062 allocations need a TCP control
+// connection (section 5.1). Granting one over UDP would let a Connect
+// block the UDP listener while the server dials.
+func TestTCPRelayOverUDPRefused(t *testing.T) {
+	t.Parallel()
+	s := startTURN(t, nil)
+	c := dialRaw(t, "udp4", s.UDPAddr(), "alice")
+	if !c.start() {
+		t.Fatal("no answer to the first Allocate")
+	}
+	res := c.request(stun.MethodAllocate, requestedTransport(protoTCP))
+	if code := errorCode(res); code != stun.CodeBadRequest {
+		t.Fatalf("TCP relay over UDP: code %d, want 400", code)
+	}
+	if err := stun.MessageIntegrity(c.key).Check(res); err != nil {
+		t.Fatalf("400 without the client's MESSAGE-INTEGRITY: %v", err)
+	}
+	if n := s.Allocations(); n != 0 {
+		t.Fatalf("%d allocations after the refusal", n)
+	}
+}

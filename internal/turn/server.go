@@ -100,7 +100,7 @@ func Start(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, er
 }
 
 func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m *transportMetrics) error {
-	g := newGuard(cfg, policy, sources, m)
+	g := s.newGuard(cfg, policy, sources, m)
 	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, pionturn.ServerConfig{
 		PacketConnConfigs: []pionturn.PacketConnConfig{{
 			PacketConn:            &guardedPacketConn{PacketConn: s.udp, g: g},
@@ -119,7 +119,7 @@ func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m 
 // source cannot be spoofed, so it is no amplification vector, and a client
 // whose request got no answer would wait forever (TCP does not retransmit).
 func (s *Server) startStream(cfg Config, ln net.Listener, policy *Policy, m *transportMetrics) (*guardedListener, error) {
-	gl := &guardedListener{Listener: ln, g: newGuard(cfg, policy, nil, m), max: int64(cfg.MaxConnections),
+	gl := &guardedListener{Listener: ln, g: s.newGuard(cfg, policy, nil, m), max: int64(cfg.MaxConnections),
 		firstTimeout: 10 * time.Second, idleTimeout: cfg.MaxAllocationLifetime + 30*time.Second,
 		conns: map[*guardedConn]struct{}{}}
 	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, pionturn.ServerConfig{
@@ -177,9 +177,9 @@ func permissionHandler(policy *Policy, m *transportMetrics, log *slog.Logger) pi
 	}
 }
 
-func newGuard(cfg Config, policy *Policy, sources *sourceLimiter, m *transportMetrics) *guard {
-	return &guard{creds: cfg.Credentials, realm: cfg.Realm, policy: policy,
-		maxLifetime: cfg.MaxAllocationLifetime, sources: sources, m: m}
+func (s *Server) newGuard(cfg Config, policy *Policy, sources *sourceLimiter, m *transportMetrics) *guard {
+	return &guard{creds: cfg.Credentials, realm: cfg.Realm, policy: policy, maxLifetime: cfg.MaxAllocationLifetime,
+		sources: sources, udp: sources != nil, ipv6: cfg.RelayIP6.IsValid(), m: m, log: s.log}
 }
 
 func newRelayGenerator(cfg Config, policy *Policy, q *quota, m *transportMetrics) *relayGenerator {

@@ -555,8 +555,8 @@ func TestIPv6RelayNotConfigured(t *testing.T) {
 		cfg.RequestedAddressFamily = pionturn.RequestedAddressFamilyIPv6
 	})
 	_, err := c.Allocate()
-	if code := turnCode(err); code != int(stun.CodeInsufficientCapacity) {
-		t.Fatalf("IPv6 allocation without turn.relay_ip6: got %v (code %d), want 508", err, code)
+	if code := turnCode(err); code != int(stun.CodeAddrFamilyNotSupported) {
+		t.Fatalf("IPv6 allocation without turn.relay_ip6: got %v (code %d), want 440 (RFC 6156)", err, code)
 	}
 }
 
