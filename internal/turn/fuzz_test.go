@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,8 +206,8 @@ func FuzzGuardedConn(f *testing.F) {
 	}
 	g := fuzzGuard()
 	f.Fuzz(func(t *testing.T, data, chunks []byte) {
-		l := &guardedListener{g: g, max: 1, conns: map[*guardedConn]struct{}{}}
-		c := &guardedConn{Conn: &chunkConn{data: data, chunks: chunks}, l: l, first: true}
+		l := &guardedListener{g: g, max: 1, open: new(atomic.Int64), conns: map[*guardedConn]struct{}{}}
+		c := &guardedConn{Conn: &chunkConn{data: data, chunks: chunks}, l: l}
 		l.open.Add(1)
 		done := make(chan error, 1)
 		go func() {

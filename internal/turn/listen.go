@@ -3,6 +3,7 @@ package turn
 import (
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -38,9 +39,10 @@ type guardedListener struct {
 	net.Listener
 	g            *guard
 	max          int64
-	open         atomic.Int64
-	firstTimeout time.Duration // until the first frame (and TLS handshake)
-	idleTimeout  time.Duration // between frames afterwards
+	open         *atomic.Int64 // shared by the TCP and TLS listeners
+	log          *slog.Logger
+	shortTimeout time.Duration // between frames (and for the TLS handshake) until an allocation exists
+	idleTimeout  time.Duration // between frames of a connection with an allocation
 
 	mu    sync.Mutex
 	conns map[*guardedConn]struct{}
@@ -59,12 +61,22 @@ func (l *guardedListener) closeAll() {
 	}
 }
 
+// Accept returns the next connection. It outlasts transient errors (out
+// of file descriptors): pion stops serving a listener at the first error.
 func (l *guardedListener) Accept() (net.Conn, error) {
+	backoff := 5 * time.Millisecond
 	for {
 		conn, err := l.Listener.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return nil, err
 		}
+		if err != nil {
+			l.log.Warn("accept failed; retrying", "transport", l.g.m.name, "err", err, "in", backoff)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
 		if l.open.Add(1) > l.max {
 			l.open.Add(-1)
 			l.g.m.connRejected.Inc()
@@ -72,7 +84,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.g.m.connections.Inc()
-		c := &guardedConn{Conn: conn, l: l, first: true}
+		c := &guardedConn{Conn: conn, l: l}
 		l.mu.Lock()
 		l.conns[c] = struct{}{}
 		l.mu.Unlock()
@@ -85,7 +97,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 type guardedConn struct {
 	net.Conn
 	l         *guardedListener
-	first     bool
+	allocated atomic.Bool // pion granted an allocation on this connection
 	in        []byte      // bytes read but not yet framed
 	out       []byte      // framed bytes not yet returned to pion
 	buf       []byte      // read buffer
@@ -93,7 +105,11 @@ type guardedConn struct {
 	closeOnce sync.Once
 }
 
-var errFrameTooLarge = errors.New("turn: frame larger than 64 KiB")
+// maxFrame is pion's inbound MTU: it cannot take a larger frame and would
+// drop the connection anyway.
+const maxFrame = 1600
+
+var errFrameTooLarge = errors.New("turn: frame larger than pion's 1600-byte limit")
 
 func (c *guardedConn) Read(p []byte) (int, error) {
 	if len(c.out) == 0 && c.raw.Load() {
@@ -131,12 +147,14 @@ func (c *guardedConn) fill() error {
 			}
 			continue
 		}
-		if size > 0xffff+4 {
+		if size > maxFrame {
 			return errFrameTooLarge
 		}
-		timeout := c.l.idleTimeout
-		if c.first {
-			timeout = c.l.firstTimeout
+		// Until it has an allocation a connection must keep talking, so
+		// idle sockets cannot hold max_connections' slots.
+		timeout := c.l.shortTimeout
+		if c.allocated.Load() {
+			timeout = c.l.idleTimeout
 		}
 		_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
 		if c.buf == nil {
@@ -147,7 +165,6 @@ func (c *guardedConn) fill() error {
 		if err != nil {
 			return err
 		}
-		c.first = false
 	}
 }
 
@@ -156,22 +173,35 @@ func (c *guardedConn) fill() error {
 // writes it on the reading goroutine before it copies data, and the client
 // sends nothing before it, so everything read afterwards is data. A failed
 // ConnectionBind leaves the connection framed and guarded.
+// It also notes an Allocate success, after which the connection may idle
+// between refreshes.
 func (c *guardedConn) Write(p []byte) (int, error) {
-	if !c.raw.Load() && isConnectionBindSuccess(p) {
-		c.raw.Store(true)
-		// Data connections live as long as their peer's.
-		_ = c.Conn.SetReadDeadline(time.Time{})
+	if !c.raw.Load() {
+		switch successOf(p) {
+		case stun.MethodConnectionBind:
+			c.raw.Store(true)
+			// Data connections live as long as their peer's.
+			_ = c.Conn.SetReadDeadline(time.Time{})
+		case stun.MethodAllocate:
+			c.allocated.Store(true)
+		}
 	}
 	return c.Conn.Write(p)
 }
 
-func isConnectionBindSuccess(frame []byte) bool {
-	if len(frame) < 20 || !stun.IsMessage(frame) {
-		return false
+// successOf returns the method of a STUN success response, or 0. The top
+// two bits tell STUN (00) from ChannelData (01), whose payload may look
+// like a STUN header.
+func successOf(frame []byte) stun.Method {
+	if len(frame) < 20 || frame[0]&0xc0 != 0 || !stun.IsMessage(frame) {
+		return 0
 	}
 	t := stun.MessageType{}
 	t.ReadValue(binary.BigEndian.Uint16(frame[0:2]))
-	return t.Method == stun.MethodConnectionBind && t.Class == stun.ClassSuccessResponse
+	if t.Class != stun.ClassSuccessResponse {
+		return 0
+	}
+	return t.Method
 }
 
 // frameSize returns the size of the first frame in b, and whether b holds
@@ -181,12 +211,13 @@ func frameSize(b []byte) (int, bool) {
 	if len(b) < 4 {
 		return 0, false
 	}
+	// The order of pion's STUNConn, so that both cut the stream alike.
 	var size int
 	switch {
-	case b[0]&0xc0 == 0x40: // ChannelData: 0x4000-0x7fff, padded to 4 bytes
-		size = 4 + (int(binary.BigEndian.Uint16(b[2:4]))+3)&^3
 	case len(b) >= 20 && stun.IsMessage(b):
 		size = 20 + int(binary.BigEndian.Uint16(b[2:4]))
+	case b[0]&0xc0 == 0x40: // ChannelData: 0x4000-0x7fff, padded to 4 bytes
+		size = 4 + (int(binary.BigEndian.Uint16(b[2:4]))+3)&^3
 	case len(b) < 20 && b[0]&0xc0 == 0:
 		return 0, false
 	default:

@@ -58,6 +58,13 @@ func (p *Policy) PermitAddr(ap netip.AddrPort) bool {
 	return p.allowed(ap.Addr()) || !denied(ap.Addr())
 }
 
+// PermitStream is PermitAddr for TCP peers (RFC 6062). The media server
+// receives on UDP only, so its exception does not apply.
+func (p *Policy) PermitStream(ap netip.AddrPort) bool {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return !p.own[ap] && (p.allowed(ap.Addr()) || !denied(ap.Addr()))
+}
+
 func (p *Policy) allowed(ip netip.Addr) bool {
 	for _, pre := range p.allow {
 		if pre.Contains(ip) {
@@ -69,7 +76,7 @@ func (p *Policy) allowed(ip netip.Addr) bool {
 
 // expand replaces unspecified addresses (a listener on 0.0.0.0 or ::) by
 // every local interface address with the same port, since a peer could
-// name any of them.
+// name any of them. "::" is dual-stack, so it stands for IPv4 ones too.
 func expand(addrs []netip.AddrPort) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, ap := range addrs {
@@ -79,7 +86,7 @@ func expand(addrs []netip.AddrPort) []netip.AddrPort {
 			continue
 		}
 		for _, local := range localAddrs() {
-			if local.Is4() == ip.Is4() {
+			if local.Is4() || ip.Is6() {
 				out = append(out, netip.AddrPortFrom(local, ap.Port()))
 			}
 		}

@@ -18,10 +18,38 @@ type quota struct {
 	mu      sync.Mutex
 	total   int
 	perUser map[string]int
+	// tcpPorts are the ports of TCP relay listeners. They bind with
+	// SO_REUSEPORT (so Connect can dial from them), which would let two
+	// allocations share a port; this set keeps them apart.
+	tcpPorts map[int]bool
 }
 
 func newQuota(maxTotal, maxPerUser int) *quota {
-	return &quota{maxTotal: maxTotal, maxPerUser: maxPerUser, perUser: map[string]int{}}
+	return &quota{maxTotal: maxTotal, maxPerUser: maxPerUser, perUser: map[string]int{}, tcpPorts: map[int]bool{}}
+}
+
+// claimTCPPort reserves port for one TCP relay listener; false if taken.
+func (q *quota) claimTCPPort(port int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.tcpPorts[port] {
+		return false
+	}
+	q.tcpPorts[port] = true
+	return true
+}
+
+func (q *quota) releaseTCPPort(port int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.tcpPorts, port)
+}
+
+// count is the number of relay sockets and connections open.
+func (q *quota) count() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.total
 }
 
 // userFull is pion's quota check, answered with 486 before allocating.
@@ -54,11 +82,4 @@ func (q *quota) release(user string) {
 	if q.perUser[user]--; q.perUser[user] <= 0 {
 		delete(q.perUser, user)
 	}
-}
-
-// full reports whether the server has no allocation left.
-func (q *quota) full() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.total >= q.maxTotal
 }

@@ -88,15 +88,15 @@ func TestQuotaUnit(t *testing.T) {
 	if err := q.acquire("b"); err != nil {
 		t.Fatal(err)
 	}
-	if !q.full() {
-		t.Fatal("full() = false at 3 of 3")
+	if q.count() != 3 {
+		t.Fatalf("count() = %d at 3 of 3", q.count())
 	}
 	if err := q.acquire("c"); err != errCapacity {
 		t.Fatalf("fourth: %v, want errCapacity", err)
 	}
 	q.release("a")
 	q.release("b")
-	if q.full() || q.userFull("a") {
+	if q.count() != 1 || q.userFull("a") {
 		t.Fatal("release did not free")
 	}
 	if len(q.perUser) != 1 {

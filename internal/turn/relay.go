@@ -16,22 +16,27 @@ import (
 	"golang.org/x/time/rate"
 )
 
-var errNoIPv6 = errors.New("turn: IPv6 relays are not configured (turn.relay_ip6)")
+var (
+	errNoIPv6    = errors.New("turn: IPv6 relays are not configured (turn.relay_ip6)")
+	errPortTaken = errors.New("turn: relay port in use by another allocation")
+)
+
+// dialTimeout bounds a Connect (RFC 6062 section 5.2 asks for at least 30 s).
+const dialTimeout = 30 * time.Second
 
 // relayGenerator opens relay sockets for pion (it implements
 // pion's RelayAddressGenerator) and wraps each in the peer policy, the
 // bandwidth limit and the counters. One exists per client transport.
 type relayGenerator struct {
-	bindIP4     string     // address relay sockets bind to
-	relayIP4    netip.Addr // address told to clients
-	relayIP6    netip.Addr // bound and told; invalid = no IPv6 relays
-	minPort     int
-	maxPort     int
-	maxBitrate  int64
-	dialTimeout time.Duration
-	policy      *Policy
-	quota       *quota
-	m           *transportMetrics
+	bindIP4    string     // address relay sockets bind to
+	relayIP4   netip.Addr // address told to clients
+	relayIP6   netip.Addr // bound and told; invalid = no IPv6 relays
+	minPort    int
+	maxPort    int
+	maxBitrate int64
+	policy     *Policy
+	quota      *quota
+	m          *transportMetrics
 }
 
 func (g *relayGenerator) Validate() error { return nil }
@@ -58,15 +63,22 @@ func (g *relayGenerator) AllocateListener(conf pionturn.AllocateListenerConfig) 
 	// SO_REUSEPORT lets Connect (RFC 6062) dial out from the relay port.
 	lc := net.ListenConfig{Control: reuseport.Control}
 	var ln net.Listener
-	release, advertised, err := g.open(conf, func(addr string) error {
+	releaseSlot, advertised, err := g.open(conf, func(addr string) error {
 		var lerr error
-		ln, lerr = lc.Listen(context.Background(), conf.Network, addr)
-		return lerr
+		if ln, lerr = lc.Listen(context.Background(), conf.Network, addr); lerr != nil {
+			return lerr
+		}
+		if !g.quota.claimTCPPort(ln.Addr().(*net.TCPAddr).Port) {
+			_ = ln.Close()
+			return errPortTaken
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open relay listener: %w", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
+	release := sync.OnceFunc(func() { releaseSlot(); g.quota.releaseTCPPort(port) })
 	return &relayListener{Listener: ln, g: g, release: release},
 		&net.TCPAddr{IP: advertised.AsSlice(), Port: port}, nil
 }
@@ -77,15 +89,9 @@ func (g *relayGenerator) AllocateListener(conf pionturn.AllocateListenerConfig) 
 func (g *relayGenerator) open(conf pionturn.AllocateListenerConfig, listen func(addr string) error) (
 	release func(), advertised netip.Addr, err error,
 ) {
-	if err := g.quota.acquire(conf.UserID); err != nil {
-		if errors.Is(err, errCapacity) {
-			g.m.quotaTotal.Inc()
-		} else {
-			g.m.quotaUser.Inc()
-		}
+	if release, err = g.acquire(conf.UserID); err != nil {
 		return nil, netip.Addr{}, err
 	}
-	release = sync.OnceFunc(func() { g.quota.release(conf.UserID) })
 	bind, advertised, err := g.addresses(conf.Network)
 	if err == nil {
 		err = g.tryPorts(conf.RequestedPort, func(port int) error {
@@ -99,15 +105,29 @@ func (g *relayGenerator) open(conf pionturn.AllocateListenerConfig, listen func(
 	return release, advertised, nil
 }
 
+// acquire takes a quota slot for user; release gives it back, once.
+func (g *relayGenerator) acquire(user string) (release func(), err error) {
+	if err := g.quota.acquire(user); err != nil {
+		if errors.Is(err, errCapacity) {
+			g.m.quotaTotal.Inc()
+		} else {
+			g.m.quotaUser.Inc()
+		}
+		return nil, err
+	}
+	return sync.OnceFunc(func() { g.quota.release(user) }), nil
+}
+
 // AllocateConn dials a peer for a Connect request (RFC 6062) from the
 // allocation's relay port. pion has checked the permission for the IP;
-// the port is checked here.
+// the port is checked here. Each connection counts against the quotas
+// like a relay socket, so Connects cannot exhaust file descriptors.
 func (g *relayGenerator) AllocateConn(conf pionturn.AllocateConnConfig) (net.Conn, error) {
 	remote, ok := conf.RemoteAddr.(*net.TCPAddr)
 	if !ok {
 		return nil, fmt.Errorf("turn: unexpected peer address %v", conf.RemoteAddr)
 	}
-	if !g.policy.PermitAddr(remote.AddrPort()) {
+	if !g.policy.PermitStream(remote.AddrPort()) {
 		g.m.deniedRelay.Inc()
 		return nil, fmt.Errorf("turn: peer %v refused by relay policy", remote)
 	}
@@ -121,13 +141,20 @@ func (g *relayGenerator) AllocateConn(conf pionturn.AllocateConnConfig) (net.Con
 	}
 	// The relay address may be a public IP that is not on any interface
 	// (1:1 NAT), so bind to where the relay listener is bound.
-	d := net.Dialer{Timeout: g.dialTimeout, Control: reuseport.Control,
-		LocalAddr: &net.TCPAddr{IP: net.ParseIP(bind), Port: local.Port}}
-	conn, err := d.Dial(conf.Network, remote.String())
+	release, err := g.acquire(conf.UserID)
 	if err != nil {
 		return nil, err
 	}
-	return g.wrapConn(conn), nil
+	d := net.Dialer{Timeout: dialTimeout, Control: reuseport.Control,
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP(bind), Port: local.Port}}
+	conn, err := d.Dial(conf.Network, remote.String())
+	if err != nil {
+		release()
+		return nil, err
+	}
+	rc := g.wrapConn(conn)
+	rc.release = release
+	return rc, nil
 }
 
 // addresses returns where to bind and what to advertise for network.
@@ -144,16 +171,20 @@ func (g *relayGenerator) addresses(network string) (bind string, advertised neti
 // tryPorts opens a socket on the requested port, on any port, or on a
 // random port of the configured range.
 func (g *relayGenerator) tryPorts(requested int, open func(port int) error) error {
-	if requested != 0 || g.minPort == 0 {
+	if requested != 0 {
 		return open(requested)
 	}
 	var err error
 	for range 16 {
-		if err = open(g.minPort + rand.IntN(g.maxPort-g.minPort+1)); err == nil { //nolint:gosec // not security relevant
+		port := 0 // the kernel picks
+		if g.minPort != 0 {
+			port = g.minPort + rand.IntN(g.maxPort-g.minPort+1) //nolint:gosec // not security relevant
+		}
+		if err = open(port); err == nil {
 			return nil
 		}
 	}
-	return fmt.Errorf("no free port in %d-%d: %w", g.minPort, g.maxPort, err)
+	return fmt.Errorf("no free relay port: %w", err)
 }
 
 // limiter returns a byte-rate limiter for one direction of an allocation,
@@ -167,9 +198,10 @@ func (g *relayGenerator) limiter() *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(bytesPerSec), int(max(bytesPerSec, 64<<10)))
 }
 
-func (g *relayGenerator) wrapConn(conn net.Conn) net.Conn {
+func (g *relayGenerator) wrapConn(conn net.Conn) *relayConn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &relayConn{Conn: conn, m: g.m, toPeer: g.limiter(), toClient: g.limiter(), ctx: ctx, cancel: cancel}
+	return &relayConn{Conn: conn, m: g.m, toPeer: g.limiter(), toClient: g.limiter(), ctx: ctx, cancel: cancel,
+		release: func() {}}
 }
 
 func addrPort(addr net.Addr) netip.AddrPort {

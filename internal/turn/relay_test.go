@@ -2,7 +2,6 @@ package turn
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -222,10 +221,9 @@ func TestTCPAllocationInboundRefused(t *testing.T) {
 	}
 }
 
-// TestTCPMediaServerException: Connect (RFC 6062) reaches the media
-// server's exact address; another port on its host is refused when the
-// relay dials, and never sees a connection.
-func TestTCPMediaServerException(t *testing.T) {
+// TestTCPMediaServerNoException: the media server receives on UDP only,
+// so its exception opens no TCP port, not even its own port number.
+func TestTCPMediaServerNoException(t *testing.T) {
 	t.Parallel()
 	media, other := newTCPPeer(t), newTCPPeer(t)
 	s := startTURN(t, func(c *Config) { c.MediaAddrs = []netip.AddrPort{media.addr().AddrPort()} })
@@ -235,26 +233,14 @@ func TestTCPMediaServerException(t *testing.T) {
 		t.Fatalf("allocate TCP: %v", err)
 	}
 	t.Cleanup(func() { _ = alloc.Close() })
-	_, err = alloc.Connect(other.addr())
-	if code := turnCode(err); code != int(stun.CodeConnTimeoutOrFailure) {
-		t.Fatalf("Connect to another port of the media host: %v (code %d), want 447", err, code)
+	for _, peer := range []*tcpPeer{media, other} {
+		_, err = alloc.Connect(peer.addr())
+		if code := turnCode(err); code != int(stun.CodeConnTimeoutOrFailure) {
+			t.Fatalf("Connect to %v on the media host: %v (code %d), want 447", peer.addr(), err, code)
+		}
 	}
-	conn, err := alloc.Dial("tcp4", media.addr().String())
-	if err != nil {
-		t.Fatalf("dial the media server through the relay: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	msg := []byte("hello, media server")
-	if _, err := conn.Write(msg); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, len(msg))
-	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("echo from the media server: %q, %v", got, err)
-	}
-	if n := other.count(); n != 0 {
-		t.Fatalf("the refused port accepted %d connections", n)
+	if n := media.count() + other.count(); n != 0 {
+		t.Fatalf("refused ports accepted %d connections", n)
 	}
 }
 
@@ -280,5 +266,51 @@ func TestRelayPortRange(t *testing.T) {
 	t.Cleanup(func() { _ = alloc.Close() })
 	if p := alloc.Addr().(*net.TCPAddr).Port; p < minPort || p > maxPort {
 		t.Fatalf("TCP relay on port %d, outside %d-%d", p, minPort, maxPort)
+	}
+}
+
+// TestTCPRelayPortsAreNotShared: TCP relay listeners bind with
+// SO_REUSEPORT, which must not let two allocations share a port.
+func TestTCPRelayPortsAreNotShared(t *testing.T) {
+	t.Parallel()
+	const port = 47250
+	s := startTURN(t, func(c *Config) { c.RelayMinPort, c.RelayMaxPort = port, port })
+	first, err := tcpClient(t, s, "alice").AllocateTCP()
+	if err != nil {
+		t.Fatalf("first TCP allocation: %v", err)
+	}
+	t.Cleanup(func() { _ = first.Close() })
+	_, err = tcpClient(t, s, "bob").AllocateTCP()
+	if code := turnCode(err); code != int(stun.CodeInsufficientCapacity) {
+		t.Fatalf("second TCP allocation on a one-port range: %v (code %d), want 508", err, code)
+	}
+	_ = first.Close()
+	eventually(t, func() bool {
+		a, err := tcpClient(t, s, "carol").AllocateTCP()
+		if err == nil {
+			_ = a.Close()
+		}
+		return err == nil
+	}, "the relay port is free again after the first allocation closed")
+}
+
+// TestOwnAddressesIncludeRelayAddresses: behind 1:1 NAT the public relay
+// address leads back to the listeners, so it is the server's own too.
+func TestOwnAddressesIncludeRelayAddresses(t *testing.T) {
+	t.Parallel()
+	public := netip.MustParseAddr("198.51.100.20") // stands for a public IP
+	s := startTURN(t, nil)
+	own := ownAddrs(Config{RelayIP: public, RelayIP6: netip.MustParseAddr("2001:db8::20")},
+		s.udp, s.tcp.Listener, nil)
+	p := NewPolicy([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}, nil, own)
+	port := uint16(s.UDPAddr().Port)
+	for _, ap := range []netip.AddrPort{netip.AddrPortFrom(public, port),
+		netip.AddrPortFrom(netip.MustParseAddr("2001:db8::20"), port)} {
+		if p.PermitAddr(ap) || p.PermitStream(ap) {
+			t.Errorf("relay to own listener at relay address %v permitted", ap)
+		}
+	}
+	if !p.PermitAddr(netip.AddrPortFrom(public, port+1)) {
+		t.Errorf("another port of the relay address refused; relay-to-relay must work")
 	}
 }

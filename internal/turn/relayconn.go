@@ -94,7 +94,7 @@ func (l *relayListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !l.g.policy.PermitAddr(addrPort(conn.RemoteAddr())) {
+		if !l.g.policy.PermitStream(addrPort(conn.RemoteAddr())) {
 			l.g.m.deniedRelay.Inc()
 			_ = conn.Close()
 			continue
@@ -117,6 +117,7 @@ type relayConn struct {
 	toPeer, toClient *rate.Limiter
 	ctx              context.Context // ends at Close, so a waiting copy stops
 	cancel           context.CancelFunc
+	release          func() // gives back a dialed connection's quota slot (idempotent)
 }
 
 func (c *relayConn) Write(p []byte) (int, error) {
@@ -143,6 +144,7 @@ func (c *relayConn) Read(p []byte) (int, error) {
 
 func (c *relayConn) Close() error {
 	c.cancel()
+	c.release()
 	return c.Conn.Close()
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	pionturn "github.com/pion/turn/v5"
@@ -31,8 +32,7 @@ type Config struct {
 
 	Credentials *Credentials
 
-	RelayIP      netip.Addr // IPv4 relay address told to clients
-	RelayBindIP  string     // where IPv4 relay sockets bind; default Host
+	RelayIP      netip.Addr // IPv4 relay address told to clients; relay sockets bind Host
 	RelayIP6     netip.Addr // invalid = no IPv6 relays
 	RelayMinPort int
 	RelayMaxPort int
@@ -55,6 +55,7 @@ type Server struct {
 	pion     []*pionturn.Server
 	udp      net.PacketConn
 	tcp, tls *guardedListener
+	streams  atomic.Int64 // open TCP and TLS client connections
 	quota    *quota
 }
 
@@ -74,11 +75,7 @@ func Start(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, er
 			return nil, err
 		}
 	}
-	own := []netip.AddrPort{addrPort(udp.LocalAddr()), addrPort(tcp.Addr())}
-	if tlsLn != nil {
-		own = append(own, addrPort(tlsLn.Addr()))
-	}
-	policy := NewPolicy(cfg.AllowPeers, cfg.MediaAddrs, own)
+	policy := NewPolicy(cfg.AllowPeers, cfg.MediaAddrs, ownAddrs(cfg, udp, tcp, tlsLn))
 	m := newMetrics(reg)
 	sources := newSourceLimiter(cfg.UnauthRate, cfg.UnauthBurst, 100_000)
 
@@ -97,6 +94,26 @@ func Start(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, er
 		}
 	}
 	return s, nil
+}
+
+// ownAddrs are the listeners' addresses as bound and as clients may name
+// them: at the relay addresses too, which behind 1:1 NAT are not on any
+// interface but lead back here.
+func ownAddrs(cfg Config, udp net.PacketConn, tcp, tlsLn net.Listener) []netip.AddrPort {
+	own := []netip.AddrPort{addrPort(udp.LocalAddr()), addrPort(tcp.Addr())}
+	ports := []uint16{addrPort(udp.LocalAddr()).Port()}
+	if tlsLn != nil {
+		own = append(own, addrPort(tlsLn.Addr()))
+		ports = append(ports, addrPort(tlsLn.Addr()).Port())
+	}
+	for _, ip := range []netip.Addr{cfg.RelayIP, cfg.RelayIP6} {
+		for _, port := range ports {
+			if ip.IsValid() {
+				own = append(own, netip.AddrPortFrom(ip, port))
+			}
+		}
+	}
+	return own
 }
 
 func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m *transportMetrics) error {
@@ -120,7 +137,8 @@ func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m 
 // whose request got no answer would wait forever (TCP does not retransmit).
 func (s *Server) startStream(cfg Config, ln net.Listener, policy *Policy, m *transportMetrics) (*guardedListener, error) {
 	gl := &guardedListener{Listener: ln, g: s.newGuard(cfg, policy, nil, m), max: int64(cfg.MaxConnections),
-		firstTimeout: 10 * time.Second, idleTimeout: cfg.MaxAllocationLifetime + 30*time.Second,
+		shortTimeout: 10 * time.Second, idleTimeout: cfg.MaxAllocationLifetime + 30*time.Second,
+		open: &s.streams, log: s.log,
 		conns: map[*guardedConn]struct{}{}}
 	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, pionturn.ServerConfig{
 		ListenerConfigs: []pionturn.ListenerConfig{{
@@ -183,13 +201,9 @@ func (s *Server) newGuard(cfg Config, policy *Policy, sources *sourceLimiter, m 
 }
 
 func newRelayGenerator(cfg Config, policy *Policy, q *quota, m *transportMetrics) *relayGenerator {
-	bind := cfg.RelayBindIP
-	if bind == "" {
-		bind = cfg.Host
-	}
-	return &relayGenerator{bindIP4: bind, relayIP4: cfg.RelayIP, relayIP6: cfg.RelayIP6,
+	return &relayGenerator{bindIP4: cfg.Host, relayIP4: cfg.RelayIP, relayIP6: cfg.RelayIP6,
 		minPort: cfg.RelayMinPort, maxPort: cfg.RelayMaxPort, maxBitrate: cfg.MaxBitrate,
-		dialTimeout: 30 * time.Second, policy: policy, quota: q, m: m}
+		policy: policy, quota: q, m: m}
 }
 
 // listenPair opens UDP and TCP on the same port; with port 0 it retries
@@ -265,11 +279,7 @@ func (s *Server) TLSAddr() *net.TCPAddr {
 }
 
 // Allocations is the number of relay sockets open.
-func (s *Server) Allocations() int {
-	s.quota.mu.Lock()
-	defer s.quota.mu.Unlock()
-	return s.quota.total
-}
+func (s *Server) Allocations() int { return s.quota.count() }
 
 // Close stops the listeners and ends every allocation and connection.
 func (s *Server) Close() error {
