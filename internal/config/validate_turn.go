@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // MinTURNSecretLength is the shortest turn.secret accepted. Credentials are
@@ -16,14 +18,15 @@ const MinTURNSecretLength = 16
 
 func (c Config) validateTURN() []error {
 	t := c.TURN
-	if !t.Enabled && c.Role != RoleTURN {
-		// Other servers' credentials are still minted with turn.secret.
-		if len(t.Servers) > 0 && t.Secret == "" && !c.DevMode() {
-			return []error{errors.New("turn.secret: required when turn.servers are listed in production; it must be the secret those servers share")}
-		}
-		return validateTURNDirectory(t)
-	}
 	var errs []error
+	// Other servers' credentials are minted with turn.secret, whether or
+	// not this node runs TURN itself.
+	if len(t.Servers) > 0 && t.Secret == "" && !c.DevMode() {
+		errs = append(errs, errors.New("turn.secret: required when turn.servers are listed in production; it must be the secret those servers share"))
+	}
+	if !t.Enabled && c.Role != RoleTURN {
+		return append(errs, validateTURNDirectory(t)...)
+	}
 	if !isIP(t.Host) {
 		errs = append(errs, fmt.Errorf("turn.host: %q is not an IP address", t.Host))
 	}
@@ -116,6 +119,9 @@ func validateTURNLimits(t TURNConfig) []error {
 	errs = append(errs, positiveInt("turn.max_allocations_per_user", int64(t.MaxAllocationsPerUser))...)
 	errs = append(errs, positiveDuration("turn.allocation_lifetime", t.AllocationLifetime)...)
 	errs = append(errs, positiveDuration("turn.max_allocation_lifetime", t.MaxAllocationLifetime)...)
+	if t.MaxAllocationLifetime > time.Hour {
+		errs = append(errs, fmt.Errorf("turn.max_allocation_lifetime: %v is over the 1h maximum of RFC 8656", t.MaxAllocationLifetime))
+	}
 	if t.AllocationLifetime > t.MaxAllocationLifetime {
 		errs = append(errs, fmt.Errorf("turn.allocation_lifetime: %v is longer than turn.max_allocation_lifetime %v", t.AllocationLifetime, t.MaxAllocationLifetime))
 	}
@@ -149,7 +155,7 @@ func validateTURNDirectory(t TURNConfig) []error {
 			errs = append(errs, fmt.Errorf("turn.region_networks[%d]: %q is not CIDR=REGION (e.g. 203.0.113.0/24=eu)", i, s))
 		}
 	}
-	if t.RegionHeader != "" && http.CanonicalHeaderKey(t.RegionHeader) == "" || strings.ContainsAny(t.RegionHeader, " :\r\n") {
+	if t.RegionHeader != "" && !httpguts.ValidHeaderFieldName(t.RegionHeader) {
 		errs = append(errs, fmt.Errorf("turn.region_header: %q is not a header name", t.RegionHeader))
 	}
 	return errs

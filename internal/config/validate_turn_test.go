@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // productionTURN is production() with a public TURN server.
@@ -66,6 +67,11 @@ func TestValidateTURNRejects(t *testing.T) {
 			c.TURN.Enabled = false
 			c.TURN.Servers = []string{"eu=turn:turn-eu.example.com"}
 		}, "turn.secret: required when turn.servers are listed"},
+		{"TURN on loopback, other servers without secret", production, func(c *Config) {
+			c.TURN.Servers = []string{"eu=turn:turn-eu.example.com"}
+		}, "turn.secret: required when turn.servers are listed"},
+		{"lifetime over an hour", Default, func(c *Config) { c.TURN.MaxAllocationLifetime = 24 * time.Hour }, "turn.max_allocation_lifetime: 24h0m0s is over the 1h maximum"},
+		{"region header with a parenthesis", Default, func(c *Config) { c.TURN.RegionHeader = "X(Region" }, "turn.region_header"},
 		{"host", Default, func(c *Config) { c.TURN.Host = "turn.example.com" }, `turn.host: "turn.example.com" is not an IP address`},
 		{"port", Default, func(c *Config) { c.TURN.Port = 70000 }, "turn.port: 70000 is out of range"},
 		{"TLS without cert", Default, func(c *Config) { c.TURN.TLSPort = 5349 }, "turn.tls_cert: turn.tls_cert and turn.tls_key are required"},
