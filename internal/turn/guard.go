@@ -207,8 +207,9 @@ type sourceLimiter struct {
 	burst   int
 	maxSize int
 
-	mu      sync.Mutex
-	sources map[netip.Addr]*rate.Limiter
+	mu        sync.Mutex
+	sources   map[netip.Addr]*rate.Limiter
+	lastPrune time.Time
 }
 
 func newSourceLimiter(perSecond float64, burst, maxSize int) *sourceLimiter {
@@ -227,7 +228,12 @@ func (s *sourceLimiter) allow(ip netip.Addr) bool {
 	l := s.sources[ip]
 	if l == nil {
 		if len(s.sources) >= s.maxSize {
-			s.prune()
+			// A full scan per new source would let a flood of spoofed
+			// sources stall the UDP listener; once a second is enough.
+			if now := time.Now(); now.Sub(s.lastPrune) >= time.Second {
+				s.lastPrune = now
+				s.prune()
+			}
 			if len(s.sources) >= s.maxSize {
 				return false
 			}
