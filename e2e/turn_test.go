@@ -14,7 +14,6 @@ package e2e
 // that every count is attributable.
 
 import (
-	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // the TURN REST credential scheme is HMAC-SHA1
@@ -23,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -225,49 +223,7 @@ func startTURNServer(t *testing.T, allow []string, secret string) (*testserver.S
 // labels include every k="v" of labels (given as "k", "v", ...).
 func turnMetric(t *testing.T, srv *testserver.Server, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(srv.URL() + "/metrics") //nolint:noctx // loopback, the client has no timeout to hang on
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", resp.Status)
-	}
-	want := make([]string, 0, len(labels)/2)
-	for i := 0; i+1 < len(labels); i += 2 {
-		want = append(want, labels[i]+`="`+labels[i+1]+`"`)
-	}
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-lines:
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		head, val, ok := strings.Cut(line, " ")
-		if i := strings.LastIndexByte(line, '}'); i >= 0 {
-			head, val, ok = line[:i+1], strings.TrimSpace(line[i+1:]), true
-		}
-		if !ok {
-			continue
-		}
-		for _, kv := range want {
-			if !strings.Contains(head, kv) {
-				continue lines
-			}
-		}
-		v, err := strconv.ParseFloat(strings.Fields(val)[0], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		sum += v
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("read /metrics: %v", err)
-	}
-	return sum
+	return scrapeMetrics(t, srv.URL()).get(name, labels...)
 }
 
 // ================================================================= peers

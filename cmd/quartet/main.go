@@ -111,18 +111,12 @@ func newFlagSet(name string) *flag.FlagSet {
 
 func serve(args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve")
-	configPath := fs.String("config", os.Getenv("QUARTET_CONFIG"), "")
-	httpAddr := fs.String("http", "", "")
+	load := serverFlags(fs)
 	udpPort := fs.Int("udp-port", -1, "")
-	logLevel := fs.String("log-level", "", "")
-	turnPort := fs.Int("turn-port", -1, "")
-	var allowPeers stringList
-	fs.Var(&allowPeers, "turn-allow-peer", "")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
-	cfg, err := loadConfig(*configPath, configOverrides{httpAddr: *httpAddr, udpPort: *udpPort, logLevel: *logLevel,
-		turnPort: *turnPort, allowPeers: allowPeers})
+	cfg, err := load(func(o *configOverrides) { o.udpPort = *udpPort })
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,6 +54,24 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serverFlags defines the flags `serve` and `turn` share on fs. After
+// parsing, the returned function loads the configuration with them;
+// adjust sets what only one command has.
+func serverFlags(fs *flag.FlagSet) func(adjust func(*configOverrides)) (config.Config, error) {
+	configPath := fs.String("config", os.Getenv("QUARTET_CONFIG"), "")
+	httpAddr := fs.String("http", "", "")
+	logLevel := fs.String("log-level", "", "")
+	turnPort := fs.Int("turn-port", -1, "")
+	var allowPeers stringList
+	fs.Var(&allowPeers, "turn-allow-peer", "")
+	return func(adjust func(*configOverrides)) (config.Config, error) {
+		o := configOverrides{httpAddr: *httpAddr, udpPort: -1, logLevel: *logLevel, turnPort: *turnPort,
+			allowPeers: allowPeers}
+		adjust(&o)
+		return loadConfig(*configPath, o)
+	}
 }
 
 // stringList is a repeatable string flag.

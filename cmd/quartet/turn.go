@@ -17,17 +17,11 @@ import (
 // turnOnly runs `quartet turn`: the STUN/TURN role alone.
 func turnOnly(args []string, stderr io.Writer) error {
 	fs := newFlagSet("turn")
-	configPath := fs.String("config", os.Getenv("QUARTET_CONFIG"), "")
-	httpAddr := fs.String("http", "", "")
-	logLevel := fs.String("log-level", "", "")
-	turnPort := fs.Int("turn-port", -1, "")
-	var allowPeers stringList
-	fs.Var(&allowPeers, "turn-allow-peer", "")
+	load := serverFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
-	cfg, err := loadConfig(*configPath, configOverrides{httpAddr: *httpAddr, udpPort: -1, logLevel: *logLevel,
-		turnPort: *turnPort, allowPeers: allowPeers, role: config.RoleTURN})
+	cfg, err := load(func(o *configOverrides) { o.role = config.RoleTURN })
 	if err != nil {
 		return err
 	}

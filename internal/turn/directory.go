@@ -82,15 +82,6 @@ func (d *Directory) ICEServers(user string, r *http.Request) []ICEServer {
 	return out
 }
 
-// URIs returns every URI, the client's region first, and a credential.
-func (d *Directory) URIs(user string, r *http.Request) ([]string, Credential) {
-	var uris []string
-	for _, g := range d.ordered(d.Region(r)) {
-		uris = append(uris, g.uris...)
-	}
-	return uris, d.creds.Mint(user)
-}
-
 // RESTResponse is the body of GET /api/turn-credentials and the output of
 // quartet turn-credentials.
 type RESTResponse struct {
@@ -102,7 +93,11 @@ type RESTResponse struct {
 
 // REST returns a credential for user and every URI, region first.
 func (d *Directory) REST(user string, r *http.Request) RESTResponse {
-	uris, cred := d.URIs(user, r)
+	var uris []string
+	for _, g := range d.ordered(d.Region(r)) {
+		uris = append(uris, g.uris...)
+	}
+	cred := d.creds.Mint(user)
 	return RESTResponse{Username: cred.Username, Password: cred.Password, TTL: cred.TTL, URIs: uris}
 }
 
