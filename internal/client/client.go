@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/quartet-rtc/quartet/internal/pionlog"
@@ -34,6 +35,17 @@ type Options struct {
 	// Relay sends all media through the TURN servers the server names in
 	// joined.iceServers (ICE transport policy "relay").
 	Relay bool
+	// SignalingOnly joins without peer connections: the participant holds
+	// only its WebSocket (idle-connection benchmarks). Media calls fail.
+	SignalingOnly bool
+	// OnKeyframeRequest is called when the server asks for a keyframe
+	// (PLI or FIR) of a published track, by the track's local id.
+	OnKeyframeRequest func(trackID string)
+	// OnConnectionState is called when the publisher or subscriber peer
+	// connection changes state.
+	OnConnectionState func(target string, s webrtc.PeerConnectionState)
+	// OnRTCPSent sees every RTCP packet the client sends, e.g. NACKs.
+	OnRTCPSent func(pkts []rtcp.Packet)
 }
 
 // Message is a server message as received.
@@ -101,6 +113,11 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		conn.CloseNow()
 		return nil, err
 	}
+	if opts.SignalingOnly {
+		c.wg.Add(1)
+		go c.readLoop(conn)
+		return c, nil
+	}
 	if err := c.newPeerConnections(); err != nil {
 		c.Close()
 		return nil, err
@@ -134,6 +151,11 @@ func (c *Client) readJoined(ctx context.Context, conn *websocket.Conn) error {
 // NewAPI returns a pion API that keeps ICE on loopback, as every test and
 // benchmark here must.
 func NewAPI(log *slog.Logger, noNACK bool) (*webrtc.API, error) {
+	return newAPI(log, noNACK, nil)
+}
+
+// newAPI is NewAPI with an optional tap on outgoing RTCP.
+func newAPI(log *slog.Logger, noNACK bool, onRTCP func([]rtcp.Packet)) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -143,6 +165,9 @@ func NewAPI(log *slog.Logger, noNACK bool) (*webrtc.API, error) {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
+	if onRTCP != nil {
+		reg.Add(rtcpTapFactory(onRTCP))
+	}
 	if !noNACK {
 		if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
 			return nil, err
@@ -159,7 +184,7 @@ func NewAPI(log *slog.Logger, noNACK bool) (*webrtc.API, error) {
 }
 
 func (c *Client) newPeerConnections() error {
-	api, err := NewAPI(c.log, c.opts.NoNACK)
+	api, err := newAPI(c.log, c.opts.NoNACK, c.opts.OnRTCPSent)
 	if err != nil {
 		return fmt.Errorf("client: webrtc api: %w", err)
 	}
@@ -175,6 +200,10 @@ func (c *Client) newPeerConnections() error {
 	}
 	c.pub.OnICECandidate(func(cand *webrtc.ICECandidate) { c.sendCandidate(room.TargetPublisher, cand) })
 	c.sub.OnICECandidate(func(cand *webrtc.ICECandidate) { c.sendCandidate(room.TargetSubscriber, cand) })
+	if on := c.opts.OnConnectionState; on != nil {
+		c.pub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { on(room.TargetPublisher, s) })
+		c.sub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { on(room.TargetSubscriber, s) })
+	}
 	c.sub.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		c.mu.Lock()
 		info := c.subTracks[t.ID()]
@@ -254,8 +283,10 @@ func (c *Client) Abort() {
 	if conn := c.currentConn(); conn != nil {
 		conn.CloseNow()
 	}
-	_ = c.pub.Close()
-	_ = c.sub.Close()
+	if c.pub != nil {
+		_ = c.pub.Close()
+		_ = c.sub.Close()
+	}
 	c.wg.Wait()
 }
 

@@ -45,6 +45,9 @@ func (c *Client) readLoop(conn *websocket.Conn) {
 }
 
 func (c *Client) handle(typ, target string, data []byte) {
+	if c.pub == nil {
+		return // signaling only: no peer connection to negotiate
+	}
 	var err error
 	switch {
 	case typ == "offer" && target == room.TargetSubscriber:

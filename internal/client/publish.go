@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/quartet-rtc/quartet/internal/room"
@@ -12,6 +14,9 @@ import (
 // Publish adds local tracks with their sources (camera, microphone, ...),
 // negotiates the publisher connection and waits for the server's answer.
 func (c *Client) Publish(ctx context.Context, tracks map[webrtc.TrackLocal]string) error {
+	if c.pub == nil {
+		return errSignalingOnly
+	}
 	for t, source := range tracks {
 		sender, err := c.pub.AddTrack(t)
 		if err != nil {
@@ -21,7 +26,7 @@ func (c *Client) Publish(ctx context.Context, tracks map[webrtc.TrackLocal]strin
 		c.sources[t.ID()] = source
 		c.senders[t.ID()] = sender
 		c.mu.Unlock()
-		go drainRTCP(sender)
+		go c.readSenderRTCP(sender, t.ID())
 	}
 	return c.negotiate(ctx)
 }
@@ -45,6 +50,9 @@ func (c *Client) Unpublish(ctx context.Context, t webrtc.TrackLocal) error {
 // RestartICE asks the server for a subscriber offer with new ICE
 // credentials, and restarts ICE on the publisher connection.
 func (c *Client) RestartICE(ctx context.Context) error {
+	if c.pub == nil {
+		return errSignalingOnly
+	}
 	if err := c.send(map[string]any{"type": "restart_ice"}); err != nil {
 		return err
 	}
@@ -70,14 +78,27 @@ func (c *Client) HeaderExtensionID(uri string) uint8 {
 	return 0
 }
 
-func drainRTCP(s *webrtc.RTPSender) {
-	buf := make([]byte, 1500)
+// readSenderRTCP reads a sender's RTCP, so pion's interceptors see it, and
+// passes keyframe requests on.
+func (c *Client) readSenderRTCP(s *webrtc.RTPSender, trackID string) {
 	for {
-		if _, _, err := s.Read(buf); err != nil {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
 			return
+		}
+		if c.opts.OnKeyframeRequest == nil {
+			continue
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				c.opts.OnKeyframeRequest(trackID)
+			}
 		}
 	}
 }
+
+var errSignalingOnly = errors.New("client: a signaling-only client has no media")
 
 func (c *Client) negotiate(ctx context.Context) error { return c.negotiateWith(ctx, nil) }
 

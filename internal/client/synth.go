@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -27,6 +28,23 @@ type SynthConfig struct {
 	// extension; each packet then carries AudioLevel (-dBov, 127 = silence).
 	AudioLevelID uint8
 	AudioLevel   uint8
+	// KeyframeRequests, if set, makes the next video frame a keyframe, as a
+	// real encoder does when the server sends a PLI.
+	KeyframeRequests <-chan struct{}
+	// Sent, if set, counts packets and payload bytes as they are written.
+	Sent *SendCounter
+}
+
+// SendCounter counts what a synthetic sender wrote, for live progress.
+type SendCounter struct {
+	Packets, Bytes atomic.Int64
+}
+
+func (s *SendCounter) add(bytes int) {
+	if s != nil {
+		s.Packets.Add(1)
+		s.Bytes.Add(int64(bytes))
+	}
 }
 
 // NewSynthTrack returns a local track for synthetic VP8 video or Opus audio.
@@ -75,6 +93,7 @@ func sendAudio(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg Synth
 		if err := track.WriteRTP(pkt); err != nil {
 			return sent, fmt.Errorf("write audio: %w", err)
 		}
+		cfg.Sent.add(len(payload))
 		sent++
 		pkt.SequenceNumber++
 		pkt.Timestamp += 960
@@ -90,14 +109,21 @@ func sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg Synth
 	buf := make([]byte, maxPayload)
 	t := time.NewTicker(time.Second / time.Duration(fps))
 	defer t.Stop()
-	sent := 0
-	for frame := 0; ; frame++ {
+	sent, sinceKey := 0, keyEvery // the first frame is a keyframe
+	for {
 		select {
 		case <-ctx.Done():
 			return sent, nil
+		case <-cfg.KeyframeRequests:
+			sinceKey = keyEvery
+			continue
 		case <-t.C:
 		}
-		key := frame%keyEvery == 0
+		key := sinceKey >= keyEvery
+		sinceKey++
+		if key {
+			sinceKey = 1
+		}
 		remaining := frameBytes
 		for first := true; remaining > 0; first = false {
 			n := min(remaining, maxPayload)
@@ -118,6 +144,7 @@ func sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg Synth
 			if err := track.WriteRTP(pkt); err != nil {
 				return sent, fmt.Errorf("write video: %w", err)
 			}
+			cfg.Sent.add(n)
 			sent++
 			pkt.SequenceNumber++
 		}

@@ -1,0 +1,67 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/quartet-rtc/quartet/internal/auth"
+	"github.com/quartet-rtc/quartet/internal/testserver"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// A short run against an in-process server: every subscriber gets every
+// publisher's audio and video with nothing lost.
+func TestShortRunDeliversEverything(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	cfg := Defaults()
+	cfg.URL = srv.URL()
+	cfg.Publishers, cfg.Subscribers = 2, 5
+	cfg.Duration = 5 * time.Second
+	cfg.VideoBitrate = 500_000
+	cfg.APIKey, cfg.APISecret = auth.DevAPIKey, auth.DevAPISecret
+	var progress bytes.Buffer
+	cfg.Progress = &progress
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary strings.Builder
+	if err := rep.WriteSummary(&summary); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("progress:\n%s\nsummary:\n%s", progress.String(), summary.String())
+	if err := rep.Check(); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if rep.Joined != 7 || rep.LostPackets != 0 || rep.Duplicates != 0 {
+		t.Errorf("joined %d, lost %d, duplicates %d; want 7, 0, 0", rep.Joined, rep.LostPackets, rep.Duplicates)
+	}
+	// Each publisher's packets reach the 5 subscribers and the other
+	// publisher: 6 receivers each. Joining takes a moment, so allow the
+	// first second's packets to be missed.
+	audioPerSecond, videoPerSecond := 50.0, 30.0*2 // 500 kbit/s at 30 fps: 2 packets a frame
+	perPublisher := (audioPerSecond + videoPerSecond) * rep.MediaSeconds
+	want := int64(2 * 6 * (perPublisher - audioPerSecond - videoPerSecond))
+	if rep.ReceivedPackets < want || rep.ReceivedPackets > 6*rep.SentPackets {
+		t.Errorf("received %d packets, want between %d and %d (sent %d)", rep.ReceivedPackets, want, 6*rep.SentPackets, rep.SentPackets)
+	}
+	if rep.Latency.Count != rep.ReceivedPackets || rep.Latency.P99 <= 0 {
+		t.Errorf("latency %+v for %d packets", rep.Latency, rep.ReceivedPackets)
+	}
+	if rep.FirstMedia.Count != 7 || rep.KeyframeWait.Count != 7 {
+		t.Errorf("first media %+v, keyframe wait %+v: want 7 each", rep.FirstMedia, rep.KeyframeWait)
+	}
+	if strings.Count(progress.String(), "\n") < 3 || !strings.Contains(progress.String(), "joined 7/7") {
+		t.Errorf("progress lines missing:\n%s", progress.String())
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Error(err)
+	}
+}

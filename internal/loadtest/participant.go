@@ -1,0 +1,163 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/quartet-rtc/quartet/internal/auth"
+	"github.com/quartet-rtc/quartet/internal/client"
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// participant is one synthetic client.
+type participant struct {
+	run       *runner
+	index     int
+	publisher bool
+	c         *client.Client
+
+	dialStart, joinedAt time.Time
+	firstMedia          atomic.Int64 // unix nanos of the first packet received
+	firstVideo          atomic.Int64
+	connected           atomic.Bool // the peer connection it needs is connected
+	failed              atomic.Bool // a peer connection failed
+	nacks               atomic.Int64
+	senders             sync.WaitGroup
+}
+
+// join dials the server, joins the room and, for a publisher, starts
+// sending. The error says what failed.
+func (p *participant) join(ctx context.Context) error {
+	cfg := p.run.cfg
+	kind := "sub"
+	if p.publisher {
+		kind = "pub"
+	}
+	identity := fmt.Sprintf("loadtest-%s-%d", kind, p.index)
+	token, err := auth.Mint(cfg.APIKey, cfg.APISecret, auth.TokenSpec{Identity: identity, Room: cfg.Room,
+		CanPublish: p.publisher, CanSubscribe: true, TTL: cfg.Duration + time.Hour}, time.Now())
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	p.dialStart = time.Now()
+	p.c, err = client.Dial(dctx, client.Options{
+		URL: p.run.url, Token: token, Log: cfg.Log, SignalingOnly: cfg.SignalingOnly,
+		OnTrack:           p.onTrack,
+		OnConnectionState: p.onConnectionState,
+		OnRTCPSent:        p.onRTCPSent,
+		OnKeyframeRequest: p.onKeyframeRequest,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", identity, err)
+	}
+	p.joinedAt = time.Now()
+	if p.publisher && !cfg.SignalingOnly {
+		if err := p.publish(ctx, dctx); err != nil {
+			return fmt.Errorf("%s: publish: %w", identity, err)
+		}
+	}
+	return nil
+}
+
+func (p *participant) publish(runCtx, dialCtx context.Context) error {
+	cfg := p.run.cfg
+	tracks := map[webrtc.TrackLocal]string{}
+	var video, audio *webrtc.TrackLocalStaticRTP
+	var err error
+	if cfg.Video {
+		if video, err = client.NewSynthTrack(true, fmt.Sprintf("video-%d", p.index), p.c.SID()); err != nil {
+			return err
+		}
+		tracks[video] = room.SourceCamera
+	}
+	if cfg.Audio {
+		if audio, err = client.NewSynthTrack(false, fmt.Sprintf("audio-%d", p.index), p.c.SID()); err != nil {
+			return err
+		}
+		tracks[audio] = room.SourceMicrophone
+	}
+	if err := p.c.Publish(dialCtx, tracks); err != nil {
+		return err
+	}
+	p.run.markMediaStart(time.Now())
+	if video != nil {
+		p.send(runCtx, video, client.SynthConfig{Video: true, FPS: cfg.FPS, BitrateBPS: cfg.VideoBitrate,
+			KeyframeInterval: cfg.KeyframeInterval, KeyframeRequests: p.run.keyframeChan(video.ID()), Sent: &p.run.sent})
+	}
+	if audio != nil {
+		p.send(runCtx, audio, client.SynthConfig{AudioPayload: cfg.AudioPayload, Sent: &p.run.sent,
+			AudioLevelID: p.c.HeaderExtensionID(client.AudioLevelURI), AudioLevel: p.audioLevel()})
+	}
+	return nil
+}
+
+func (p *participant) send(ctx context.Context, t *webrtc.TrackLocalStaticRTP, cfg client.SynthConfig) {
+	p.senders.Add(1)
+	go func() {
+		defer p.senders.Done()
+		if _, err := client.SendSynth(ctx, t, cfg); err != nil {
+			p.run.noteError(fmt.Errorf("participant %d: %w", p.index, err))
+		}
+	}()
+}
+
+func (p *participant) onTrack(t *webrtc.TrackRemote, _ room.TrackInfo) {
+	r := newTrackReader(p, t)
+	p.run.tracks.add(r)
+	go r.run(t)
+}
+
+func (p *participant) onConnectionState(target string, s webrtc.PeerConnectionState) {
+	wanted := room.TargetSubscriber
+	if p.publisher {
+		wanted = room.TargetPublisher
+	}
+	switch {
+	case s == webrtc.PeerConnectionStateFailed:
+		p.failed.Store(true)
+	case s == webrtc.PeerConnectionStateConnected && target == wanted:
+		p.connected.Store(true)
+	}
+}
+
+func (p *participant) onRTCPSent(pkts []rtcp.Packet) {
+	for _, pkt := range pkts {
+		if _, ok := pkt.(*rtcp.TransportLayerNack); ok {
+			p.nacks.Add(1)
+		}
+	}
+}
+
+func (p *participant) onKeyframeRequest(trackID string) {
+	select {
+	case p.run.keyframeChan(trackID) <- struct{}{}:
+	default: // one pending request is enough
+	}
+}
+
+// sawMedia records the first packet and the first video packet.
+func (p *participant) sawMedia(now time.Time, video bool) {
+	if p.firstMedia.Load() == 0 {
+		p.firstMedia.CompareAndSwap(0, now.UnixNano())
+	}
+	if video && p.firstVideo.Load() == 0 {
+		p.firstVideo.CompareAndSwap(0, now.UnixNano())
+	}
+}
+
+// audioLevel makes the first publisher the one who talks, as in a meeting;
+// the others send silence (-127 dBov).
+func (p *participant) audioLevel() uint8 {
+	if p.index == 0 {
+		return 30
+	}
+	return 127
+}

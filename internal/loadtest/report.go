@@ -1,0 +1,184 @@
+package loadtest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what a run measured. Its JSON form is what --json writes and
+// what the benchmarks under bench/ read.
+type Report struct {
+	Room         string  `json:"room"`
+	Publishers   int     `json:"publishers"`
+	Subscribers  int     `json:"subscribers"`
+	Video        bool    `json:"video"`
+	Audio        bool    `json:"audio"`
+	VideoBitrate int     `json:"video_bitrate"`
+	JoinRate     float64 `json:"join_rate"`
+
+	StartedAt   time.Time `json:"started_at"`
+	ConnectedAt time.Time `json:"connected_at"` // when the last participant had joined
+	StoppedAt   time.Time `json:"stopped_at"`   // when the publishers stopped
+	// MediaSeconds is the time media flowed: first publisher to the stop.
+	MediaSeconds float64 `json:"media_seconds"`
+
+	Joined       int `json:"joined"`
+	JoinFailed   int `json:"join_failed"`
+	MediaFailed  int `json:"media_failed"`  // peer connection failed, or nothing received
+	MediaWaiting int `json:"media_waiting"` // joined but no peer connection up yet
+
+	SentPackets     int64   `json:"sent_packets"`
+	SentBytes       int64   `json:"sent_bytes"`
+	ReceivedPackets int64   `json:"received_packets"` // including duplicates
+	ReceivedBytes   int64   `json:"received_bytes"`
+	ExpectedPackets int64   `json:"expected_packets"` // the span of sequence numbers received
+	LostPackets     int64   `json:"lost_packets"`
+	Loss            float64 `json:"loss"` // lost / expected
+	OutOfOrder      int64   `json:"out_of_order"`
+	Duplicates      int64   `json:"duplicates"`
+	NACKsSent       int64   `json:"nacks_sent"`
+	SentMbps        float64 `json:"sent_mbps"`
+	ReceivedMbps    float64 `json:"received_mbps"`
+
+	Latency      Percentiles `json:"latency_ms"`       // one-way, send to receive
+	FirstMedia   Percentiles `json:"first_media_ms"`   // dial to the first packet
+	KeyframeWait Percentiles `json:"keyframe_wait_ms"` // join (or first publish) to the first video
+
+	Errors  []string `json:"errors,omitempty"`
+	MaxLoss float64  `json:"max_loss"`
+}
+
+// Percentiles are in milliseconds.
+type Percentiles struct {
+	Count int64   `json:"count"`
+	P50   float64 `json:"p50"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+func percentiles(h *histogram) Percentiles {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return Percentiles{Count: h.n, P50: ms(h.quantile(0.5)), P95: ms(h.quantile(0.95)),
+		P99: ms(h.quantile(0.99)), Max: ms(h.max)}
+}
+
+// report gathers the counts once every client is closed.
+func (r *runner) report(start, connectedAt, stoppedAt time.Time) *Report {
+	cfg := r.cfg
+	rep := &Report{Room: cfg.Room, Publishers: cfg.Publishers, Subscribers: cfg.Subscribers,
+		Video: cfg.Video, Audio: cfg.Audio, VideoBitrate: cfg.VideoBitrate, JoinRate: cfg.JoinRate,
+		StartedAt: start, ConnectedAt: connectedAt, StoppedAt: stoppedAt, MaxLoss: cfg.MaxLoss,
+		SentPackets: r.sent.Packets.Load(), SentBytes: r.sent.Bytes.Load()}
+	rx := r.tracks.totals()
+	rep.ReceivedPackets, rep.ReceivedBytes = rx.packets, rx.bytes
+	rep.ExpectedPackets, rep.LostPackets = rx.expected, rx.lost
+	rep.OutOfOrder, rep.Duplicates = rx.outOfOrder, rx.duplicates
+	if rx.expected > 0 {
+		rep.Loss = float64(rx.lost) / float64(rx.expected)
+	}
+	rep.Latency = percentiles(&rx.latency)
+	if ms := r.mediaStart.Load(); ms != 0 {
+		rep.MediaSeconds = stoppedAt.Sub(time.Unix(0, ms)).Seconds()
+	}
+	if rep.MediaSeconds > 0 {
+		rep.SentMbps = float64(rep.SentBytes) * 8 / rep.MediaSeconds / 1e6
+		rep.ReceivedMbps = float64(rep.ReceivedBytes) * 8 / rep.MediaSeconds / 1e6
+	}
+	r.participantStats(rep)
+	r.mu.Lock()
+	rep.JoinFailed = r.joinErrors
+	rep.Errors = append(rep.Errors, r.errs...)
+	r.mu.Unlock()
+	return rep
+}
+
+// participantStats fills in joins, failures and the time to first media.
+func (r *runner) participantStats(rep *Report) {
+	var first, keyframe histogram
+	mediaStart := r.mediaStart.Load()
+	for _, p := range r.participants() {
+		if p.joinedAt.IsZero() {
+			continue // dialled but never joined: counted as a join failure
+		}
+		rep.Joined++
+		rep.NACKsSent += p.nacks.Load()
+		if !r.expectsMedia(p) {
+			continue
+		}
+		switch {
+		case p.failed.Load() || p.firstMedia.Load() == 0:
+			rep.MediaFailed++
+		case !p.connected.Load():
+			rep.MediaWaiting++
+		}
+		if t := p.firstMedia.Load(); t != 0 {
+			first.add(time.Unix(0, t).Sub(p.dialStart))
+		}
+		if t := p.firstVideo.Load(); t != 0 {
+			from := max(p.joinedAt.UnixNano(), mediaStart)
+			keyframe.add(time.Duration(t - from))
+		}
+	}
+	rep.FirstMedia = percentiles(&first)
+	rep.KeyframeWait = percentiles(&keyframe)
+}
+
+// expectsMedia reports whether p should have received something: it has
+// media and someone else publishes.
+func (r *runner) expectsMedia(p *participant) bool {
+	if r.cfg.SignalingOnly {
+		return false
+	}
+	others := r.cfg.Publishers
+	if p.publisher {
+		others--
+	}
+	return others > 0
+}
+
+// Check returns an error when participants failed or loss exceeded the
+// threshold: the run did not carry its load.
+func (rep *Report) Check() error {
+	var errs []error
+	if rep.JoinFailed > 0 {
+		errs = append(errs, fmt.Errorf("%d participants failed to join", rep.JoinFailed))
+	}
+	if rep.MediaFailed > 0 {
+		errs = append(errs, fmt.Errorf("%d participants received no media or their connection failed", rep.MediaFailed))
+	}
+	if rep.Loss > rep.MaxLoss {
+		errs = append(errs, fmt.Errorf("loss %.3f%% exceeds %.3f%%", rep.Loss*100, rep.MaxLoss*100))
+	}
+	return errors.Join(errs...)
+}
+
+// WriteSummary writes the report as a table for people.
+func (rep *Report) WriteSummary(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(name, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...) }
+	row("participants", "%d joined of %d (%d publishers, %d subscribers); %d join failures, %d without media",
+		rep.Joined, rep.Publishers+rep.Subscribers, rep.Publishers, rep.Subscribers, rep.JoinFailed, rep.MediaFailed)
+	row("join time", "%.1f s", rep.ConnectedAt.Sub(rep.StartedAt).Seconds())
+	row("sent", "%d packets, %.2f Mbps", rep.SentPackets, rep.SentMbps)
+	row("received", "%d packets, %.2f Mbps", rep.ReceivedPackets, rep.ReceivedMbps)
+	row("loss", "%.3f%% (%d of %d), out of order %d, duplicates %d, NACKs sent %d",
+		rep.Loss*100, rep.LostPackets, rep.ExpectedPackets, rep.OutOfOrder, rep.Duplicates, rep.NACKsSent)
+	row("latency", "%s", rep.Latency)
+	row("first media", "%s", rep.FirstMedia)
+	row("keyframe wait", "%s", rep.KeyframeWait)
+	for _, e := range rep.Errors {
+		row("error", "%s", e)
+	}
+	return tw.Flush()
+}
+
+func (p Percentiles) String() string {
+	if p.Count == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)", p.P50, p.P95, p.P99, p.Max, p.Count)
+}

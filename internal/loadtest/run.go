@@ -1,0 +1,188 @@
+package loadtest
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quartet-rtc/quartet/internal/client"
+)
+
+// drainTime lets packets in flight, and their retransmissions, arrive after
+// the publishers stop, so the tail does not count as loss.
+const drainTime = 500 * time.Millisecond
+
+// runner is one run's state.
+type runner struct {
+	cfg    Config
+	url    string
+	tracks trackSet
+	sent   client.SendCounter
+
+	mediaStart atomic.Int64 // unix nanos when the first publisher started
+
+	mu         sync.Mutex
+	parts      []*participant // joined ones
+	joinErrors int
+	errs       []string // the first few errors, for the report
+	keyframes  map[string]chan struct{}
+}
+
+// Run runs a load test until cfg.Duration has passed or ctx ends, closes
+// every participant and reports. An error means the run could not be made;
+// a run that failed its checks returns a report whose Check fails.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	url, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	r := &runner{cfg: cfg, url: url, keyframes: map[string]chan struct{}{}}
+	start := time.Now()
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+
+	stopProgress := r.startProgress(runCtx, start)
+	connectedAt := r.joinAll(runCtx)
+	<-runCtx.Done()
+	stoppedAt := time.Now()
+	stopProgress()
+	r.waitSenders()
+	time.Sleep(drainTime)
+	r.closeAll()
+	return r.report(start, connectedAt, stoppedAt), nil
+}
+
+// joinAll joins the publishers, then the subscribers, at the join rate,
+// until all joined or ctx ends. It returns when the last one joined.
+func (r *runner) joinAll(ctx context.Context) time.Time {
+	n := r.cfg.Publishers + r.cfg.Subscribers
+	var interval time.Duration
+	if r.cfg.JoinRate > 0 {
+		interval = time.Duration(float64(time.Second) / r.cfg.JoinRate)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64) // joins in flight at once
+	next := time.Now()
+	for i := range n {
+		if interval > 0 {
+			if !sleepUntil(ctx, next) {
+				break
+			}
+			next = next.Add(interval)
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		p := &participant{run: r, index: i, publisher: i < r.cfg.Publishers}
+		if p.publisher {
+			p.index = i
+		} else {
+			p.index = i - r.cfg.Publishers
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r.joinOne(ctx, p)
+		}()
+	}
+	wg.Wait()
+	return time.Now()
+}
+
+func (r *runner) joinOne(ctx context.Context, p *participant) {
+	err := p.join(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.c != nil {
+		r.parts = append(r.parts, p) // even half-joined: it must be closed
+	}
+	if err != nil && ctx.Err() == nil {
+		r.joinErrors++
+		r.noteErrorLocked(err)
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+func (r *runner) participants() []*participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*participant(nil), r.parts...)
+}
+
+func (r *runner) waitSenders() {
+	for _, p := range r.participants() {
+		p.senders.Wait()
+	}
+}
+
+// closeAll leaves with every participant, many at a time.
+func (r *runner) closeAll() {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, p := range r.participants() {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p.c.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *runner) markMediaStart(t time.Time) {
+	r.mediaStart.CompareAndSwap(0, t.UnixNano())
+}
+
+// keyframeChan is where keyframe requests for a published track go.
+func (r *runner) keyframeChan(trackID string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch, ok := r.keyframes[trackID]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		r.keyframes[trackID] = ch
+	}
+	return ch
+}
+
+// maxErrors bounds the errors kept for the report.
+const maxErrors = 10
+
+func (r *runner) noteError(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.noteErrorLocked(err)
+}
+
+func (r *runner) noteErrorLocked(err error) {
+	r.cfg.Log.Warn("loadtest", "err", err)
+	if len(r.errs) < maxErrors {
+		r.errs = append(r.errs, err.Error())
+	}
+}
