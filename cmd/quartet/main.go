@@ -24,6 +24,8 @@ Usage:
   quartet turn [flags]             run only the STUN/TURN server (for nodes near users)
   quartet token [flags]            print an access token for a room
   quartet turn-credentials [flags] print TURN credentials and URIs as JSON
+  quartet loadtest [flags]         run synthetic participants against a server and
+                                   measure delivery, loss and latency
   quartet version                  print the version
   quartet help                     show this help
 
@@ -58,6 +60,28 @@ Turn-credentials flags:
   --ttl D            lifetime, e.g. 1h (default turn.credential_ttl, 12h)
   --config FILE      configuration file holding turn.secret
 
+Loadtest flags (every run stops at --duration and closes its participants;
+it exits 1 when a participant failed or loss exceeded --max-loss):
+  --url URL              server to load (default ws://127.0.0.1:8080)
+  --room R               room to join (default "loadtest")
+  --publishers P         participants that publish and receive the others (default 1)
+  --subscribers S        participants that only receive (default 1)
+  --duration D           length of the run, joins included (default 30s)
+  --join-rate N          participants joining per second (default 0: all at once)
+  --max-participants N   refuse runs larger than this (default 500)
+  --video, --audio       publish video, audio (default true; --video=false for audio only)
+  --video-bitrate B      video bits per second, e.g. 800k or 1.5M (default 1.5M)
+  --fps N                video frames per second (default 30)
+  --keyframe-interval D  video keyframe period, besides answering PLIs (default 3s)
+  --signaling-only       join without peer connections (idle-connection tests)
+  --api-key K            key that signs the tokens (default the dev key; also
+                         QUARTET_LOADTEST_API_KEY)
+  --api-secret S         its secret (also QUARTET_LOADTEST_API_SECRET)
+  --max-loss PCT         fail above this loss, in percent (default 1)
+  --json FILE            also write the report as JSON
+  --quiet                no live progress line
+  --log-level LEVEL      client log level (default warn)
+
 Every setting is also an environment variable, e.g. QUARTET_HTTP_ADDR,
 QUARTET_MEDIA_UDP_PORT, QUARTET_AUTH_KEYS=key:secret, QUARTET_TURN_SECRET.
 See docs/configuration.md.
@@ -80,6 +104,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = turnOnly(args, stderr)
 	case "token":
 		err = token(args, stdout)
+	case "loadtest":
+		err = loadTest(args, stdout, stderr)
 	case "turn-credentials":
 		err = turnCredentials(args, stdout)
 	case "version":

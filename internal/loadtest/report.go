@@ -19,9 +19,12 @@ type Report struct {
 	VideoBitrate int     `json:"video_bitrate"`
 	JoinRate     float64 `json:"join_rate"`
 
-	StartedAt   time.Time `json:"started_at"`
-	ConnectedAt time.Time `json:"connected_at"` // when the last participant had joined
-	StoppedAt   time.Time `json:"stopped_at"`   // when the publishers stopped
+	StartedAt time.Time `json:"started_at"`
+	JoinedAt  time.Time `json:"joined_at"` // when the last participant had joined
+	// AllMediaAt is when the last participant expecting media received its
+	// first packet: from then to StoppedAt the load is steady.
+	AllMediaAt time.Time `json:"all_media_at"`
+	StoppedAt  time.Time `json:"stopped_at"` // when the publishers stopped
 	// MediaSeconds is the time media flowed: first publisher to the stop.
 	MediaSeconds float64 `json:"media_seconds"`
 
@@ -67,11 +70,11 @@ func percentiles(h *histogram) Percentiles {
 }
 
 // report gathers the counts once every client is closed.
-func (r *runner) report(start, connectedAt, stoppedAt time.Time) *Report {
+func (r *runner) report(start, joinedAt, stoppedAt time.Time) *Report {
 	cfg := r.cfg
 	rep := &Report{Room: cfg.Room, Publishers: cfg.Publishers, Subscribers: cfg.Subscribers,
 		Video: cfg.Video, Audio: cfg.Audio, VideoBitrate: cfg.VideoBitrate, JoinRate: cfg.JoinRate,
-		StartedAt: start, ConnectedAt: connectedAt, StoppedAt: stoppedAt, MaxLoss: cfg.MaxLoss,
+		StartedAt: start, JoinedAt: joinedAt, AllMediaAt: joinedAt, StoppedAt: stoppedAt, MaxLoss: cfg.MaxLoss,
 		SentPackets: r.sent.Packets.Load(), SentBytes: r.sent.Bytes.Load()}
 	rx := r.tracks.totals()
 	rep.ReceivedPackets, rep.ReceivedBytes = rx.packets, rx.bytes
@@ -117,6 +120,9 @@ func (r *runner) participantStats(rep *Report) {
 		}
 		if t := p.firstMedia.Load(); t != 0 {
 			first.add(time.Unix(0, t).Sub(p.dialStart))
+			if at := time.Unix(0, t); at.After(rep.AllMediaAt) {
+				rep.AllMediaAt = at
+			}
 		}
 		if t := p.firstVideo.Load(); t != 0 {
 			from := max(p.joinedAt.UnixNano(), mediaStart)
@@ -159,10 +165,13 @@ func (rep *Report) Check() error {
 // WriteSummary writes the report as a table for people.
 func (rep *Report) WriteSummary(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(name, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...) }
+	row := func(name, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...)
+	}
 	row("participants", "%d joined of %d (%d publishers, %d subscribers); %d join failures, %d without media",
 		rep.Joined, rep.Publishers+rep.Subscribers, rep.Publishers, rep.Subscribers, rep.JoinFailed, rep.MediaFailed)
-	row("join time", "%.1f s", rep.ConnectedAt.Sub(rep.StartedAt).Seconds())
+	row("join time", "%.2f s to join, %.2f s until all received media", rep.JoinedAt.Sub(rep.StartedAt).Seconds(),
+		rep.AllMediaAt.Sub(rep.StartedAt).Seconds())
 	row("sent", "%d packets, %.2f Mbps", rep.SentPackets, rep.SentMbps)
 	row("received", "%d packets, %.2f Mbps", rep.ReceivedPackets, rep.ReceivedMbps)
 	row("loss", "%.3f%% (%d of %d), out of order %d, duplicates %d, NACKs sent %d",

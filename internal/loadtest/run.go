@@ -47,14 +47,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer cancel()
 
 	stopProgress := r.startProgress(runCtx, start)
-	connectedAt := r.joinAll(runCtx)
+	joinedAt := r.joinAll(runCtx)
 	<-runCtx.Done()
 	stoppedAt := time.Now()
 	stopProgress()
 	r.waitSenders()
 	time.Sleep(drainTime)
 	r.closeAll()
-	return r.report(start, connectedAt, stoppedAt), nil
+	return r.report(start, joinedAt, stoppedAt), nil
 }
 
 // joinAll joins the publishers, then the subscribers, at the join rate,
