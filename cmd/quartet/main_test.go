@@ -210,3 +210,59 @@ func stopGracefully(t *testing.T, p *process) {
 		t.Fatalf("no clean stop in the log:\n%s", log.String())
 	}
 }
+
+// TestLoadtestCommand runs `quartet loadtest` against the real binary: the
+// report shows media delivered without loss, and the JSON file holds it.
+func TestLoadtestCommand(t *testing.T) {
+	p := startBinary(t, "quartet is ready", "--http", "127.0.0.1:0", "--udp-port", "0", "--turn-port", "0")
+	defer stopGracefully(t, p)
+	url := logValue(p.log.String(), "url=")
+	out := filepath.Join(t.TempDir(), "report.json")
+	code, stdout, stderr := runCmd(t, nil, "loadtest", "--url", url, "--publishers", "1", "--subscribers", "2",
+		"--duration", "3s", "--video-bitrate", "300k", "--json", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "joined 3/3") || !strings.Contains(stdout, "latency") {
+		t.Errorf("no progress or summary:\n%s\n%s", stderr, stdout)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Joined          int     `json:"joined"`
+		ReceivedPackets int64   `json:"received_packets"`
+		Loss            float64 `json:"loss"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	// 2 receivers × (50 audio + 30 video packets/s) × ~2 s at least.
+	if rep.Joined != 3 || rep.ReceivedPackets < 2*80*2 || rep.Loss != 0 {
+		t.Errorf("report %+v", rep)
+	}
+}
+
+// A run whose participants cannot join fails with a non-zero exit.
+func TestLoadtestFailsWhenNobodyJoins(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	code, _, stderr := runCmd(t, nil, "loadtest", "--url", "ws://"+addr, "--duration", "1s", "--quiet")
+	if code != 1 || !strings.Contains(stderr, "2 participants failed to join") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	for _, bad := range [][]string{
+		{"loadtest", "--subscribers", "600"},
+		{"loadtest", "--video-bitrate", "fast"},
+		{"loadtest", "--url", "ftp://x"},
+	} {
+		if code, _, stderr := runCmd(t, nil, bad...); code != 1 || stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q", bad, code, stderr)
+		}
+	}
+}
