@@ -30,6 +30,7 @@ type Report struct {
 
 	Joined       int `json:"joined"`
 	JoinFailed   int `json:"join_failed"`
+	NotJoined    int `json:"not_joined"` // still joining, or never started, when the run ended
 	MediaFailed  int `json:"media_failed"`  // peer connection failed, or nothing received
 	MediaWaiting int `json:"media_waiting"` // joined but no peer connection up yet
 
@@ -94,6 +95,7 @@ func (r *runner) report(start, joinedAt, stoppedAt time.Time) *Report {
 	r.participantStats(rep)
 	r.mu.Lock()
 	rep.JoinFailed = r.joinErrors
+	rep.NotJoined = max(rep.Publishers+rep.Subscribers-rep.Joined-rep.JoinFailed, 0)
 	rep.Errors = append(rep.Errors, r.errs...)
 	r.mu.Unlock()
 	return rep
@@ -153,6 +155,9 @@ func (rep *Report) Check() error {
 	if rep.JoinFailed > 0 {
 		errs = append(errs, fmt.Errorf("%d participants failed to join", rep.JoinFailed))
 	}
+	if rep.NotJoined > 0 {
+		errs = append(errs, fmt.Errorf("%d participants had not joined when the run ended (lower --join-rate or raise --duration)", rep.NotJoined))
+	}
 	if rep.MediaFailed > 0 {
 		errs = append(errs, fmt.Errorf("%d participants received no media or their connection failed", rep.MediaFailed))
 	}
@@ -168,8 +173,8 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 	row := func(name, format string, args ...any) {
 		fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...)
 	}
-	row("participants", "%d joined of %d (%d publishers, %d subscribers); %d join failures, %d without media",
-		rep.Joined, rep.Publishers+rep.Subscribers, rep.Publishers, rep.Subscribers, rep.JoinFailed, rep.MediaFailed)
+	row("participants", "%d joined of %d (%d publishers, %d subscribers); %d join failures, %d not joined in time, %d without media",
+		rep.Joined, rep.Publishers+rep.Subscribers, rep.Publishers, rep.Subscribers, rep.JoinFailed, rep.NotJoined, rep.MediaFailed)
 	row("join time", "%.2f s to join, %.2f s until all received media", rep.JoinedAt.Sub(rep.StartedAt).Seconds(),
 		rep.AllMediaAt.Sub(rep.StartedAt).Seconds())
 	row("sent", "%d packets, %.2f Mbps", rep.SentPackets, rep.SentMbps)
