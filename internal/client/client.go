@@ -46,6 +46,9 @@ type Options struct {
 	OnConnectionState func(target string, s webrtc.PeerConnectionState)
 	// OnRTCPSent sees every RTCP packet the client sends, e.g. NACKs.
 	OnRTCPSent func(pkts []rtcp.Packet)
+	// NoHistory keeps no copy of the server's messages, so a long-lived
+	// client in a big room does not grow; Messages and WaitFor see nothing.
+	NoHistory bool
 }
 
 // Message is a server message as received.

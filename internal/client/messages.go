@@ -36,6 +36,9 @@ func (c *Client) readLoop(conn *websocket.Conn) {
 			continue
 		}
 		c.handle(head.Type, head.Target, data)
+		if c.opts.NoHistory {
+			continue
+		}
 		c.mu.Lock()
 		c.messages = append(c.messages, Message{Type: head.Type, Raw: data})
 		close(c.changed)

@@ -49,7 +49,7 @@ func (p *participant) join(ctx context.Context) error {
 	defer cancel()
 	p.dialStart = time.Now()
 	p.c, err = client.Dial(dctx, client.Options{
-		URL: p.run.url, Token: token, Log: cfg.Log, SignalingOnly: cfg.SignalingOnly,
+		URL: p.run.url, Token: token, Log: cfg.Log, SignalingOnly: cfg.SignalingOnly, NoHistory: true,
 		OnTrack:           p.onTrack,
 		OnConnectionState: p.onConnectionState,
 		OnRTCPSent:        p.onRTCPSent,
