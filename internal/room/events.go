@@ -1,6 +1,10 @@
 package room
 
-import "time"
+import (
+	"encoding/json"
+	"sync"
+	"time"
+)
 
 // Event is anything delivered to a participant. Each event is a JSON-ready
 // struct whose Type field is the native protocol's message type, so the
@@ -62,3 +66,23 @@ func (e SpeakersEvent) EventType() string { return e.Type }
 
 // EventType implements Event.
 func (e ChatEvent) EventType() string { return e.Type }
+
+// SharedEvent is one event delivered to many participants. Front doors
+// that send JSON encode it once for all of them: in a big room every join
+// reaches everyone, and encoding per recipient made joins quadratic in CPU.
+type SharedEvent struct {
+	Event
+	once sync.Once
+	data []byte
+	err  error
+}
+
+// JSON returns the event's JSON encoding, computed once. The bytes are
+// shared: callers must not modify them.
+func (s *SharedEvent) JSON() ([]byte, error) {
+	s.once.Do(func() { s.data, s.err = json.Marshal(s.Event) })
+	return s.data, s.err
+}
+
+// MarshalJSON implements json.Marshaler with the cached encoding.
+func (s *SharedEvent) MarshalJSON() ([]byte, error) { return s.JSON() }

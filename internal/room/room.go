@@ -237,9 +237,10 @@ func (r *Room) empty() bool {
 }
 
 func (r *Room) broadcastLocked(exceptSID string, ev Event) {
+	shared := &SharedEvent{Event: ev}
 	for sid, m := range r.members {
 		if sid != exceptSID {
-			m.p.Deliver(ev)
+			m.p.Deliver(shared)
 		}
 	}
 }

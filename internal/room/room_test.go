@@ -1,6 +1,7 @@
 package room
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"sync"
@@ -148,5 +149,26 @@ func TestRemoveAndCloseRoom(t *testing.T) {
 	_, c, _ := join(t, m, "r", "c")
 	if !m.CloseRoom("r", ReasonRoomClosed) || c.closed != ReasonRoomClosed || m.Get("r") != nil {
 		t.Fatal("close room did not close everyone")
+	}
+}
+
+func TestSharedEventEncodesOnceLikeItsEvent(t *testing.T) {
+	ev := ParticipantEvent{Type: "participant_joined", Participant: ParticipantInfo{SID: "PA_1", Identity: "ann", Tracks: []TrackInfo{}}}
+	shared := &SharedEvent{Event: ev}
+	want, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := shared.JSON()
+	if err != nil || string(a) != string(want) {
+		t.Fatalf("JSON() = %s, %v; want %s", a, err, want)
+	}
+	b, _ := json.Marshal(shared)
+	c, _ := shared.JSON()
+	if string(b) != string(want) || &a[0] != &c[0] {
+		t.Errorf("marshal %s; encoded again: %v", b, &a[0] != &c[0])
+	}
+	if shared.EventType() != "participant_joined" {
+		t.Errorf("type %q", shared.EventType())
 	}
 }

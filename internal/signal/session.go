@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quartet-rtc/quartet/internal/room"
+
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 )
@@ -171,7 +173,13 @@ var joinedHandlers = map[string]func(*session, *clientMessage) *protoError{
 
 // send queues a message; a client too slow to take it is dropped.
 func (s *session) send(v any) {
-	data, err := json.Marshal(v)
+	var data []byte
+	var err error
+	if shared, ok := v.(*room.SharedEvent); ok {
+		data, err = shared.JSON() // encoded once for every recipient
+	} else {
+		data, err = json.Marshal(v)
+	}
 	if err != nil {
 		s.log.Error("marshal message", "err", err)
 		return
