@@ -49,6 +49,11 @@ func newMediaEngine() (*webrtc.MediaEngine, *interceptor.Registry, error) {
 		return nil, nil, fmt.Errorf("sfu: register audio level extension: %w", err)
 	}
 	reg := &interceptor.Registry{}
+	reuse, err := newHeaderReuseFactory()
+	if err != nil {
+		return nil, nil, fmt.Errorf("sfu: header reuse: %w", err)
+	}
+	reg.Add(reuse) // first, so that it is the innermost reader
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
 		return nil, nil, fmt.Errorf("sfu: nack generator: %w", err)
