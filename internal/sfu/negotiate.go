@@ -170,15 +170,26 @@ func (p *Peer) writeLoop() {
 			p.drainQueue()
 			return
 		case q := <-p.queue:
-			if !q.down.closed.Load() {
-				if err := q.down.local.WriteRTP(&q.pkt.hdr); err == nil {
-					p.stats.packets.Add(1)
-					p.stats.bytes.Add(uint64(len(q.pkt.hdr.Payload) + 12))
-				}
+			p.write(q)
+			// Packets that were already waiting are taken with a plain
+			// receive: a select locks both channels, and this goroutine is
+			// the queue's only reader, so these receives never block.
+			for range len(p.queue) {
+				p.write(<-p.queue)
 			}
-			q.pkt.release()
 		}
 	}
+}
+
+// write sends one queued packet and releases it.
+func (p *Peer) write(q queued) {
+	if !q.down.closed.Load() {
+		if err := q.down.local.WriteRTP(&q.pkt.hdr); err == nil {
+			p.stats.packets.Add(1)
+			p.stats.bytes.Add(uint64(len(q.pkt.hdr.Payload) + 12))
+		}
+	}
+	q.pkt.release()
 }
 
 // Close implements room.MediaSession. It returns once every goroutine of the
