@@ -108,6 +108,12 @@ func (e *Engine) openMux() error {
 		return fmt.Errorf("sfu: listen on UDP %s:%d: %w", host, e.cfg.UDPPort, err)
 	}
 	e.growBuffers(conn)
+	// Writes are not batched (pion's udp.BatchConn, sendmmsg): measured
+	// with BenchmarkForwardLoopback/Paced, sendmmsg cost the same per packet
+	// as sendto (the kernel's per-packet work dominates, the syscall saves
+	// ~150 ns of ~2.7 µs of server CPU per forwarded packet), while the
+	// flush interval raised p50 latency at 10 k packets/s from ~75 µs to
+	// ~1.2 ms, and one flusher goroutine would serialise every send.
 	mux := webrtc.NewICEUDPMux(logger, conn)
 	e.mux, e.udpAddr, e.closeFn = mux, conn.LocalAddr(), mux.Close
 	return nil
