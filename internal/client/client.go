@@ -46,8 +46,9 @@ type Options struct {
 	OnConnectionState func(target string, s webrtc.PeerConnectionState)
 	// OnRTCPSent sees every RTCP packet the client sends, e.g. NACKs.
 	OnRTCPSent func(pkts []rtcp.Packet)
-	// NoHistory keeps no copy of the server's messages, so a long-lived
-	// client in a big room does not grow; Messages and WaitFor see nothing.
+	// NoHistory keeps no copy of the server's messages, nor the joined
+	// message's participant list, so clients in a big room stay small;
+	// Messages and WaitFor see nothing.
 	NoHistory bool
 }
 
@@ -141,12 +142,17 @@ func (c *Client) readJoined(ctx context.Context, conn *websocket.Conn) error {
 	if err := json.Unmarshal(data, &head); err != nil {
 		return fmt.Errorf("client: decode joined: %w", err)
 	}
-	c.messages = append(c.messages, Message{Type: head.Type, Raw: data})
+	if !c.opts.NoHistory {
+		c.messages = append(c.messages, Message{Type: head.Type, Raw: data})
+	}
 	if head.Type != "joined" {
 		return fmt.Errorf("client: join refused: %s", data)
 	}
 	if err := json.Unmarshal(data, &c.Joined); err != nil {
 		return fmt.Errorf("client: decode joined: %w", err)
+	}
+	if c.opts.NoHistory {
+		c.Joined.Participants = nil // in a room of N, N clients holding N entries each
 	}
 	return nil
 }

@@ -173,14 +173,7 @@ func (e *Engine) Open(roomName, participantSID string, perms room.Permissions, e
 		r = newRouter(e, roomName)
 		e.routers[roomName] = r
 	}
-	p, err := newPeer(e, r, participantSID, perms, events)
-	if err != nil {
-		if r.empty() {
-			delete(e.routers, roomName)
-			r.stop()
-		}
-		return nil, err
-	}
+	p := newPeer(e, r, participantSID, perms, events)
 	r.addPeer(p)
 	return p, nil
 }

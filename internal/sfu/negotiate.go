@@ -11,7 +11,7 @@ import (
 // negotiateLocked sends a new subscriber offer, or remembers to send one
 // when the client answers the offer in flight. p.mu must be held.
 func (p *Peer) negotiateLocked() {
-	if p.closed || !p.started {
+	if p.closed || !p.started || p.sub == nil {
 		return
 	}
 	if p.awaitingAnswer {
@@ -103,7 +103,7 @@ func (p *Peer) AddCandidate(target string, c *room.Candidate) error {
 		pc = p.pub
 	case room.TargetSubscriber:
 		pc = p.sub
-		if p.sub.RemoteDescription() == nil {
+		if pc == nil || pc.RemoteDescription() == nil {
 			if len(p.pendingCands) < 64 {
 				p.pendingCands = append(p.pendingCands, init)
 			}
@@ -112,7 +112,7 @@ func (p *Peer) AddCandidate(target string, c *room.Candidate) error {
 	default:
 		return fmt.Errorf("unknown target %q", target)
 	}
-	if pc.RemoteDescription() == nil {
+	if pc == nil || pc.RemoteDescription() == nil {
 		return fmt.Errorf("candidate for %s before its offer", target)
 	}
 	if err := pc.AddICECandidate(init); err != nil {
@@ -136,7 +136,7 @@ func (p *Peer) restart(replace bool) error {
 	if p.closed {
 		return errPeerClosed
 	}
-	if p.sub.LocalDescription() == nil {
+	if p.sub == nil || p.sub.LocalDescription() == nil {
 		return nil // nothing was ever offered; the first offer has fresh credentials
 	}
 	p.restartICE = true
@@ -197,14 +197,19 @@ func (p *Peer) write(q queued) {
 func (p *Peer) Close() {
 	p.once.Do(func() {
 		p.mu.Lock()
-		p.closed = true
+		p.closed = true // no connection is created after this
+		pub, sub := p.pub, p.sub
 		p.mu.Unlock()
 		p.e.removePeer(p.router, p)
-		if err := p.pub.Close(); err != nil {
-			p.log.Debug("close publisher connection", "err", err)
+		if pub != nil {
+			if err := pub.Close(); err != nil {
+				p.log.Debug("close publisher connection", "err", err)
+			}
 		}
-		if err := p.sub.Close(); err != nil {
-			p.log.Debug("close subscriber connection", "err", err)
+		if sub != nil {
+			if err := sub.Close(); err != nil {
+				p.log.Debug("close subscriber connection", "err", err)
+			}
 		}
 		close(p.done)
 		p.wg.Wait()

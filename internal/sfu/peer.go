@@ -36,7 +36,7 @@ type Peer struct {
 	sub    *webrtc.PeerConnection
 	stats  peerStats
 
-	queue chan queued // to the writer goroutine; never blocks a sender
+	queue chan queued // to the writer goroutine; never blocks a sender; made with sub
 	done  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
@@ -62,11 +62,14 @@ type Peer struct {
 	heldCands map[string][]*room.Candidate
 }
 
-func newPeer(e *Engine, r *Router, sid string, perms room.Permissions, events room.MediaEvents) (*Peer, error) {
-	p := &Peer{
+func newPeer(e *Engine, r *Router, sid string, perms room.Permissions, events room.MediaEvents) *Peer {
+	// The peer connections, the queue and its writer are made when first
+	// needed: a participant that only holds its signaling connection (a
+	// listener before anyone publishes, a lobby) costs a few hundred bytes
+	// here instead of two pion connections.
+	return &Peer{
 		e: e, router: r, sid: sid, perms: perms, events: events,
 		log:       e.log.With("room", r.name, "participant", sid),
-		queue:     make(chan queued, e.cfg.SubscriberQueue),
 		done:      make(chan struct{}),
 		declared:  map[string]room.TrackInfo{},
 		ups:       map[string]*UpTrack{},
@@ -74,26 +77,48 @@ func newPeer(e *Engine, r *Router, sid string, perms room.Permissions, events ro
 		descSent:  map[string]bool{},
 		heldCands: map[string][]*room.Candidate{},
 	}
-	var err error
-	if p.pub, err = e.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+}
+
+// publisherLocked returns the publisher connection, creating it on the
+// first offer. p.mu must be held.
+func (p *Peer) publisherLocked() (*webrtc.PeerConnection, error) {
+	if p.pub != nil {
+		return p.pub, nil
+	}
+	pc, err := p.e.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
 		return nil, fmt.Errorf("sfu: publisher connection: %w", err)
 	}
-	if p.sub, err = e.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
-		_ = p.pub.Close()
-		return nil, fmt.Errorf("sfu: subscriber connection: %w", err)
-	}
-	p.pub.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(room.TargetPublisher, c) })
-	p.sub.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(room.TargetSubscriber, c) })
-	p.pub.OnTrack(p.onTrack)
-	p.pub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(room.TargetPublisher, c) })
+	pc.OnTrack(p.onTrack)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("publisher connection state", "state", s.String())
 	})
-	p.sub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+	p.pub = pc
+	return pc, nil
+}
+
+// subscriberLocked returns the subscriber connection, creating it, its
+// packet queue and its writer on the first subscription. p.mu must be held.
+func (p *Peer) subscriberLocked() (*webrtc.PeerConnection, error) {
+	if p.sub != nil {
+		return p.sub, nil
+	}
+	pc, err := p.e.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: subscriber connection: %w", err)
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(room.TargetSubscriber, c) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("subscriber connection state", "state", s.String())
 	})
+	p.sub = pc
+	// Set before any down track exists: forwarders reach the queue only
+	// through a down track, published after this.
+	p.queue = make(chan queued, p.e.cfg.SubscriberQueue)
 	p.wg.Add(1)
 	go p.writeLoop()
-	return p, nil
+	return pc, nil
 }
 
 // sendCandidate forwards a local candidate once the description it belongs
@@ -165,14 +190,18 @@ func (p *Peer) Publish(offerSDP string, metas []room.TrackMeta) error {
 	if err := p.declareLocked(sections, metas); err != nil {
 		return err
 	}
-	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
+	pub, err := p.publisherLocked()
+	if err != nil {
+		return err
+	}
+	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
 		p.log.Info("bad publisher offer", "err", err)
 		return fmt.Errorf("%w: %v", room.ErrBadSDP, err)
 	}
-	answer, err := p.pub.CreateAnswer(nil)
+	answer, err := pub.CreateAnswer(nil)
 	if err == nil {
 		p.holdCandidates(room.TargetPublisher)
-		err = p.pub.SetLocalDescription(answer)
+		err = pub.SetLocalDescription(answer)
 	}
 	if err != nil {
 		p.log.Info("publisher answer failed", "err", err)
@@ -299,7 +328,12 @@ func (p *Peer) subscribe(up *UpTrack) {
 	if p.closed || up.ended.Load() || p.downs[up.info.SID] != nil {
 		return
 	}
-	tr, err := p.sub.AddTransceiverFromTrack(d.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	sub, err := p.subscriberLocked()
+	if err != nil {
+		p.log.Error("subscriber connection", "err", err)
+		return
+	}
+	tr, err := sub.AddTransceiverFromTrack(d.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		p.log.Error("add down track", "track", up.info.SID, "err", err)
 		return
