@@ -30,7 +30,7 @@ type Report struct {
 
 	Joined       int `json:"joined"`
 	JoinFailed   int `json:"join_failed"`
-	NotJoined    int `json:"not_joined"` // still joining, or never started, when the run ended
+	NotJoined    int `json:"not_joined"`    // still joining, or never started, when the run ended
 	MediaFailed  int `json:"media_failed"`  // peer connection failed, or nothing received
 	MediaWaiting int `json:"media_waiting"` // joined but no peer connection up yet
 
