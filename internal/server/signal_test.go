@@ -290,3 +290,42 @@ func TestJoinedComesFirst(t *testing.T) {
 		}
 	}
 }
+
+// A client that stops answering WebSocket pings is disconnected; one that
+// answers them stays.
+func TestSignalingDropsClientsThatStopAnsweringPings(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, func(c *config.Config) { c.Signal.PingInterval = 200 * time.Millisecond }, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	join := func(identity string) *rawConn {
+		r := srv.dialRaw(t, ctx)
+		r.write(ctx, websocket.MessageText, fmt.Sprintf(`{"type":"join","protocol":1,"token":%q}`, srv.Token(t, "pings", identity)))
+		r.expect(ctx, "joined", "")
+		return r
+	}
+	deaf, alive := join("deaf"), join("alive")
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go func() { // reading is what answers pings
+		for {
+			if _, _, err := alive.conn.Read(readCtx); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond) // deaf reads nothing: its pongs never go out
+	if err := alive.conn.Ping(ctx); err != nil {
+		t.Fatalf("the client that answers pings was dropped: %v", err)
+	}
+	for {
+		_, _, err := deaf.conn.Read(ctx)
+		if err == nil {
+			continue // what was queued before the server gave up
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the deaf client is still connected")
+		}
+		break
+	}
+}

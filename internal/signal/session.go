@@ -62,7 +62,8 @@ func (s *session) run(parent context.Context) {
 	s.cancel = cancel
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); s.writeLoop(ctx) }()
-	go s.pingLoop(ctx)
+	stopPing := s.startPings(ctx)
+	defer stopPing()
 	s.readLoop(ctx)
 	if s.p != nil {
 		s.p.connectionEnded(s, s.left)
@@ -235,23 +236,52 @@ func (s *session) writeLoop(ctx context.Context) {
 	}
 }
 
-func (s *session) pingLoop(ctx context.Context) {
-	t := time.NewTicker(s.h.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+// startPings pings the client every PingInterval. A timer rather than a
+// goroutine waits between pings: an idle connection then costs no parked
+// stack, which matters with tens of thousands of them. Call the returned
+// stop after ctx is cancelled; it waits for a ping in progress.
+func (s *session) startPings(ctx context.Context) (stop func()) {
+	interval := s.h.cfg.PingInterval
+	var (
+		mu      sync.Mutex // guards stopped and orders Reset after Stop
+		stopped bool
+		running sync.WaitGroup
+		timer   *time.Timer
+	)
+	ping := func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
 			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, s.h.cfg.PingInterval)
-			err := s.conn.Ping(pctx)
-			cancel()
-			if err != nil && ctx.Err() == nil {
+		}
+		running.Add(1)
+		mu.Unlock()
+		defer running.Done()
+		pctx, cancel := context.WithTimeout(ctx, interval)
+		err := s.conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
 				s.log.Info("client stopped answering pings")
 				s.cancel()
-				return
 			}
+			return
 		}
+		mu.Lock()
+		if !stopped {
+			timer.Reset(interval)
+		}
+		mu.Unlock()
+	}
+	mu.Lock()
+	timer = time.AfterFunc(interval, ping)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		timer.Stop()
+		mu.Unlock()
+		running.Wait()
 	}
 }
 
