@@ -24,10 +24,21 @@ type TrackMeta struct {
 	Muted   bool   `json:"muted"`
 }
 
+// SessionOptions are fixed for the life of a media session. They are given
+// to Open rather than set afterwards so that no track published between
+// Open and Start can be subscribed under the wrong mode.
+type SessionOptions struct {
+	Permissions Permissions
+	// ManualSubscribe makes the participant receive only the tracks it asks
+	// for with Subscribe; the zero value subscribes it to every track of
+	// the others, as they are published.
+	ManualSubscribe bool
+}
+
 // Media is the media server as a front door sees it.
 type Media interface {
 	// Open creates the media session of one participant in a room.
-	Open(roomName, participantSID string, perms Permissions, events MediaEvents) (MediaSession, error)
+	Open(roomName, participantSID string, opts SessionOptions, events MediaEvents) (MediaSession, error)
 }
 
 // MediaSession is one participant's media: its publisher and subscriber
@@ -47,6 +58,11 @@ type MediaSession interface {
 	Resync() error
 	// SetMuted records the mute state of one of the participant's tracks.
 	SetMuted(trackSID string, muted bool) error
+	// Subscribe starts (subscribe true) or stops receiving other
+	// participants' tracks, by sid, and renegotiates. Tracks already in the
+	// asked state are left alone. Nothing changes when any sid is unknown
+	// (ErrUnknownTrack) or the participant's own (ErrOwnTrack).
+	Subscribe(trackSIDs []string, subscribe bool) error
 	// Start subscribes the participant to the room's existing tracks; call it
 	// after the client has been told it joined.
 	Start()
@@ -68,6 +84,8 @@ type MediaEvents interface {
 // Errors a MediaSession returns that a front door may show to its client.
 var (
 	ErrForbidden    = errors.New("publishing is not allowed by the access token")
+	ErrNoSubscribe  = errors.New("subscribing is not allowed by the access token")
+	ErrOwnTrack     = errors.New("a participant cannot subscribe to its own tracks")
 	ErrBadSDP       = errors.New("the session description could not be applied")
 	ErrNoOffer      = errors.New("no subscriber offer is waiting for an answer")
 	ErrTooMany      = errors.New("too many tracks")

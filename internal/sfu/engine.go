@@ -162,7 +162,7 @@ func (e *Engine) newAPI() (*webrtc.API, error) {
 }
 
 // Open implements room.Media: it creates a participant's media session.
-func (e *Engine) Open(roomName, participantSID string, perms room.Permissions, events room.MediaEvents) (room.MediaSession, error) {
+func (e *Engine) Open(roomName, participantSID string, opts room.SessionOptions, events room.MediaEvents) (room.MediaSession, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -173,7 +173,7 @@ func (e *Engine) Open(roomName, participantSID string, perms room.Permissions, e
 		r = newRouter(e, roomName)
 		e.routers[roomName] = r
 	}
-	p := newPeer(e, r, participantSID, perms, events)
+	p := newPeer(e, r, participantSID, opts, events)
 	r.addPeer(p)
 	return p, nil
 }

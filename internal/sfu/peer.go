@@ -30,6 +30,7 @@ type Peer struct {
 	router *Router
 	sid    string
 	perms  room.Permissions
+	manual bool // receives only the tracks it subscribes to; fixed at Open
 	events room.MediaEvents
 	log    *slog.Logger
 	pub    *webrtc.PeerConnection
@@ -62,13 +63,13 @@ type Peer struct {
 	heldCands map[string][]*room.Candidate
 }
 
-func newPeer(e *Engine, r *Router, sid string, perms room.Permissions, events room.MediaEvents) *Peer {
+func newPeer(e *Engine, r *Router, sid string, opts room.SessionOptions, events room.MediaEvents) *Peer {
 	// The peer connections, the queue and its writer are made when first
 	// needed: a participant that only holds its signaling connection (a
 	// listener before anyone publishes, a lobby) costs a few hundred bytes
 	// here instead of two pion connections.
 	return &Peer{
-		e: e, router: r, sid: sid, perms: perms, events: events,
+		e: e, router: r, sid: sid, perms: opts.Permissions, manual: opts.ManualSubscribe, events: events,
 		log:       e.log.With("room", r.name, "participant", sid),
 		done:      make(chan struct{}),
 		declared:  map[string]room.TrackInfo{},
@@ -168,10 +169,14 @@ func (p *Peer) Start() {
 		p.negotiateLocked()
 	}
 	p.mu.Unlock()
-	if p.perms.CanSubscribe {
+	if p.autoSubscribes() {
 		p.router.subscribeToAll(p)
 	}
 }
+
+// autoSubscribes reports whether p receives every track of the others
+// without asking.
+func (p *Peer) autoSubscribes() bool { return p.perms.CanSubscribe && !p.manual }
 
 // Publish implements room.MediaSession.
 func (p *Peer) Publish(offerSDP string, metas []room.TrackMeta) error {
@@ -314,29 +319,46 @@ func (p *Peer) SetMuted(trackSID string, muted bool) error {
 	return room.ErrUnknownTrack
 }
 
-// subscribe adds a down track of up and renegotiates.
-func (p *Peer) subscribe(up *UpTrack) {
-	d, err := newDownTrack(up, p)
-	if err != nil {
-		p.log.Error("create down track", "track", up.info.SID, "err", err)
-		return
+// subscribe adds down tracks of ups and renegotiates once for all of them.
+func (p *Peer) subscribe(ups ...*UpTrack) {
+	downs := make([]*DownTrack, 0, len(ups))
+	for _, up := range ups {
+		d, err := newDownTrack(up, p)
+		if err != nil {
+			p.log.Error("create down track", "track", up.info.SID, "err", err)
+			continue
+		}
+		downs = append(downs, d)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	added := false
+	for _, d := range downs {
+		added = p.addDownLocked(d) || added
+	}
+	if added {
+		p.negotiateLocked()
+	}
+}
+
+// addDownLocked adds d to the subscriber connection, unless its up track is
+// already received or ending. p.mu must be held.
+func (p *Peer) addDownLocked(d *DownTrack) bool {
+	up := d.up
 	// An ended track is being unpublished; a down track added now would
 	// never be removed.
 	if p.closed || up.ended.Load() || p.downs[up.info.SID] != nil {
-		return
+		return false
 	}
 	sub, err := p.subscriberLocked()
 	if err != nil {
 		p.log.Error("subscriber connection", "err", err)
-		return
+		return false
 	}
 	tr, err := sub.AddTransceiverFromTrack(d.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		p.log.Error("add down track", "track", up.info.SID, "err", err)
-		return
+		return false
 	}
 	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{up.codec}); err != nil {
 		p.log.Debug("codec preferences", "err", err)
@@ -347,27 +369,33 @@ func (p *Peer) subscribe(up *UpTrack) {
 	go p.readSubscriberRTCP(d)
 	// Added under p.mu, so unsubscribe, which takes it too, always sees it.
 	up.addDown(d)
-	p.negotiateLocked()
+	return true
 }
 
-// unsubscribe removes the down track of an up track and renegotiates.
-func (p *Peer) unsubscribe(up *UpTrack) {
+// unsubscribe removes the down tracks of ups and renegotiates once.
+func (p *Peer) unsubscribe(ups ...*UpTrack) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d, ok := p.downs[up.info.SID]
-	if !ok {
-		return
+	removed := false
+	for _, up := range ups {
+		d, ok := p.downs[up.info.SID]
+		if !ok {
+			continue
+		}
+		delete(p.downs, up.info.SID)
+		d.closed.Store(true)
+		up.removeDown(d)
+		removed = true
+		if p.closed {
+			continue
+		}
+		if err := p.sub.RemoveTrack(d.sender); err != nil {
+			p.log.Debug("remove down track", "err", err)
+		}
 	}
-	delete(p.downs, up.info.SID)
-	d.closed.Store(true)
-	up.removeDown(d)
-	if p.closed {
-		return
+	if removed {
+		p.negotiateLocked()
 	}
-	if err := p.sub.RemoveTrack(d.sender); err != nil {
-		p.log.Debug("remove down track", "err", err)
-	}
-	p.negotiateLocked()
 }
 
 // readSubscriberRTCP answers a subscriber's NACKs and keyframe requests.

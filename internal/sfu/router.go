@@ -86,18 +86,17 @@ func (r *Router) subscribeToAll(p *Peer) {
 		}
 	}
 	r.mu.Unlock()
-	for _, up := range ups {
-		p.subscribe(up)
-	}
+	p.subscribe(ups...)
 }
 
-// publish makes up available to every other peer that may subscribe.
+// publish makes up available to every other peer, and subscribes those that
+// subscribe automatically.
 func (r *Router) publish(up *UpTrack) {
 	r.mu.Lock()
 	r.ups[up.info.SID] = up
 	subs := make([]*Peer, 0, len(r.peers))
 	for _, p := range r.peers {
-		if p.sid != up.info.ParticipantSID && p.perms.CanSubscribe {
+		if p.sid != up.info.ParticipantSID && p.autoSubscribes() {
 			subs = append(subs, p)
 		}
 	}
@@ -105,6 +104,21 @@ func (r *Router) publish(up *UpTrack) {
 	for _, p := range subs {
 		p.subscribe(up)
 	}
+}
+
+// upTracks looks up tracks by sid; the sids it does not know are returned
+// in unknown.
+func (r *Router) upTracks(sids []string) (ups []*UpTrack, unknown []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, sid := range sids {
+		if up, ok := r.ups[sid]; ok {
+			ups = append(ups, up)
+		} else {
+			unknown = append(unknown, sid)
+		}
+	}
+	return ups, unknown
 }
 
 // unpublish removes up from every subscriber.

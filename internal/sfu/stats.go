@@ -27,7 +27,7 @@ type stats struct {
 	e       *Engine
 	retired peerStats
 
-	packets, bytes, dropped, retransmitted, nacks, tracks *prometheus.Desc
+	packets, bytes, dropped, retransmitted, nacks, tracks, subscriptions *prometheus.Desc
 }
 
 func newStats(e *Engine) *stats {
@@ -39,6 +39,7 @@ func newStats(e *Engine) *stats {
 		retransmitted: prometheus.NewDesc("quartet_retransmitted_packets_total", "Packets resent from the cache after a NACK.", nil, nil),
 		nacks:         prometheus.NewDesc("quartet_nacks_received_total", "NACK messages received from subscribers.", nil, nil),
 		tracks:        prometheus.NewDesc("quartet_tracks", "Published tracks.", nil, nil),
+		subscriptions: prometheus.NewDesc("quartet_subscriptions", "Tracks being forwarded, one per track and subscriber.", nil, nil),
 	}
 }
 
@@ -46,7 +47,7 @@ func (s *stats) retire(p *peerStats) { s.retired.add(p) }
 
 // Describe implements prometheus.Collector.
 func (s *stats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.packets, s.bytes, s.dropped, s.retransmitted, s.nacks, s.tracks} {
+	for _, d := range []*prometheus.Desc{s.packets, s.bytes, s.dropped, s.retransmitted, s.nacks, s.tracks, s.subscriptions} {
 		ch <- d
 	}
 }
@@ -55,11 +56,12 @@ func (s *stats) Describe(ch chan<- *prometheus.Desc) {
 func (s *stats) Collect(ch chan<- prometheus.Metric) {
 	var total peerStats
 	total.add(&s.retired)
-	tracks := 0
+	tracks, subs := 0, 0
 	for _, r := range s.e.allRouters() {
 		tracks += r.trackCount()
 		for _, p := range r.allPeers() {
 			total.add(&p.stats)
+			subs += p.subscriptionCount()
 		}
 	}
 	counter := func(d *prometheus.Desc, v uint64) {
@@ -71,6 +73,7 @@ func (s *stats) Collect(ch chan<- prometheus.Metric) {
 	counter(s.retransmitted, total.retransmitted.Load())
 	counter(s.nacks, total.nacks.Load())
 	ch <- prometheus.MustNewConstMetric(s.tracks, prometheus.GaugeValue, float64(tracks))
+	ch <- prometheus.MustNewConstMetric(s.subscriptions, prometheus.GaugeValue, float64(subs))
 }
 
 // Totals returns the engine's counters; tests and benchmarks read them.

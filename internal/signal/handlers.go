@@ -37,7 +37,10 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 		conn: s, resumeToken: newResumeToken(), holding: true,
 		log: s.log.With("room", roomName, "participant", info.SID, "identity", info.Identity)}
 	s.log = p.log
-	media, err := s.h.deps.Media.Open(roomName, info.SID, *info.Permissions, p)
+	// Absent means true; a resume keeps the session's original choice, as
+	// the media session it returns to was opened with it.
+	manual := m.AutoSubscribe != nil && !*m.AutoSubscribe
+	media, err := s.h.deps.Media.Open(roomName, info.SID, room.SessionOptions{Permissions: *info.Permissions, ManualSubscribe: manual}, p)
 	if err != nil {
 		s.log.Error("open media session", "err", err)
 		return &protoError{Code: CodeInternal, Message: "join: media server unavailable", Fatal: true}
@@ -170,6 +173,10 @@ func (s *session) handleMute(m *clientMessage) *protoError {
 	return nil
 }
 
+func (s *session) handleSubscribe(m *clientMessage) *protoError {
+	return mediaError(m.Type, s.p.media.Subscribe(m.TrackSIDs, m.Type == "subscribe"))
+}
+
 func (s *session) handleChat(m *clientMessage) *protoError {
 	s.p.rm.Load().Chat(s.p.sid, m.Text)
 	return nil
@@ -191,11 +198,12 @@ func mediaError(req string, err error) *protoError {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, room.ErrForbidden):
-		return newError(CodeForbidden, "%s: %v", req, room.ErrForbidden)
+	case errors.Is(err, room.ErrForbidden), errors.Is(err, room.ErrNoSubscribe):
+		return newError(CodeForbidden, "%s: %v", req, err)
 	case errors.Is(err, room.ErrBadSDP):
 		return newError(CodeBadSDP, "%s: %v", req, err)
-	case errors.Is(err, room.ErrNoOffer), errors.Is(err, room.ErrTooMany), errors.Is(err, room.ErrUnknownTrack):
+	case errors.Is(err, room.ErrNoOffer), errors.Is(err, room.ErrTooMany), errors.Is(err, room.ErrUnknownTrack),
+		errors.Is(err, room.ErrOwnTrack):
 		return newError(CodeBadRequest, "%s: %v", req, err)
 	default:
 		return newError(CodeInternal, "%s: the media server failed", req)

@@ -17,6 +17,13 @@ const ProtocolVersion = 1
 // maxChatBytes limits one chat message.
 const maxChatBytes = 4096
 
+// Limits of one subscribe or unsubscribe message: enough for a large
+// room's worth of tracks, small enough that one message stays cheap.
+const (
+	maxTrackSIDs     = 64
+	maxTrackSIDBytes = 64
+)
+
 // Error codes of the native protocol (docs/protocol.md).
 const (
 	CodeBadJSON             = "bad_json"
@@ -49,6 +56,9 @@ type clientMessage struct {
 	Muted     bool             `json:"muted,omitempty"`
 	Text      string           `json:"text,omitempty"`
 	Resume    *resumeRequest   `json:"resume,omitempty"`
+	// AutoSubscribe (join) is nil when absent, which means true.
+	AutoSubscribe *bool    `json:"autoSubscribe,omitempty"`
+	TrackSIDs     []string `json:"trackSids,omitempty"`
 }
 
 // resumeRequest names the session a join resumes.
@@ -79,6 +89,8 @@ var validators = map[string]func(m *clientMessage) *protoError{
 	"candidate":   validateCandidate,
 	"restart_ice": func(*clientMessage) *protoError { return nil },
 	"mute":        validateMute,
+	"subscribe":   validateTrackSIDs,
+	"unsubscribe": validateTrackSIDs,
 	"chat":        validateChat,
 	"ping":        func(*clientMessage) *protoError { return nil },
 	"leave":       func(*clientMessage) *protoError { return nil },
@@ -172,6 +184,18 @@ func validateCandidate(m *clientMessage) *protoError {
 func validateMute(m *clientMessage) *protoError {
 	if m.TrackSID == "" {
 		return newError(CodeBadRequest, "mute: trackSid is required")
+	}
+	return nil
+}
+
+func validateTrackSIDs(m *clientMessage) *protoError {
+	if len(m.TrackSIDs) == 0 || len(m.TrackSIDs) > maxTrackSIDs {
+		return newError(CodeBadRequest, "%s: trackSids must list 1 to %d track sids", m.Type, maxTrackSIDs)
+	}
+	for _, sid := range m.TrackSIDs {
+		if sid == "" || len(sid) > maxTrackSIDBytes {
+			return newError(CodeBadRequest, "%s: every track sid must be 1 to %d bytes", m.Type, maxTrackSIDBytes)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -12,6 +13,18 @@ func TestDecode(t *testing.T) {
 		code     string // "" means valid
 	}{
 		{"join", `{"type":"join","protocol":1,"token":"t"}`, ""},
+		{"join manual", `{"type":"join","protocol":1,"token":"t","autoSubscribe":false}`, ""},
+		{"join autoSubscribe not bool", `{"type":"join","protocol":1,"token":"t","autoSubscribe":"no"}`, CodeBadJSON},
+		{"subscribe", `{"type":"subscribe","trackSids":["TR_a","TR_b"]}`, ""},
+		{"unsubscribe", `{"type":"unsubscribe","trackSids":["TR_a"]}`, ""},
+		{"subscribe without sids", `{"type":"subscribe"}`, CodeBadRequest},
+		{"subscribe empty list", `{"type":"subscribe","trackSids":[]}`, CodeBadRequest},
+		{"subscribe empty sid", `{"type":"unsubscribe","trackSids":["TR_a",""]}`, CodeBadRequest},
+		{"subscribe long sid", `{"type":"subscribe","trackSids":["` + strings.Repeat("x", maxTrackSIDBytes+1) + `"]}`, CodeBadRequest},
+		{"subscribe 64 sids", `{"type":"subscribe","trackSids":[` + sids(maxTrackSIDs) + `]}`, ""},
+		{"subscribe 65 sids", `{"type":"subscribe","trackSids":[` + sids(maxTrackSIDs+1) + `]}`, CodeBadRequest},
+		{"subscribe sids not a list", `{"type":"subscribe","trackSids":"TR_a"}`, CodeBadJSON},
+		{"subscribe sid not a string", `{"type":"subscribe","trackSids":[1]}`, CodeBadJSON},
 		{"join without token", `{"type":"join","protocol":1}`, CodeUnauthorized},
 		{"join without protocol", `{"type":"join","token":"t"}`, CodeUnsupportedProtocol},
 		{"offer", `{"type":"offer","target":"publisher","sdp":"v=0","tracks":[{"trackId":"a","source":"camera"}]}`, ""},
@@ -56,6 +69,15 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// sids is a JSON list body of n track sids.
+func sids(n int) string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%q", fmt.Sprintf("TR_%d", i))
+	}
+	return strings.Join(out, ",")
+}
+
 func TestDecodeErrorsDoNotEchoInput(t *testing.T) {
 	t.Parallel()
 	_, err := decode([]byte(`{"type":"join","protocol":"SECRET-TOKEN-VALUE"}`))
@@ -70,6 +92,10 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"offer","target":"publisher","sdp":"v=0","tracks":[{"trackId":"a","source":"camera"}]}`,
 		`{"type":"candidate","target":"publisher","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}`,
 		`{"type":"chat","text":"\u00e9"}`, `{"type":`, `[]`, `{"type":"mute","trackSid":"x","muted":true}`,
+		`{"type":"join","protocol":1,"token":"t","autoSubscribe":false}`,
+		`{"type":"join","protocol":1,"token":"t","autoSubscribe":true,"resume":{"participantSid":"PA_a","resumeToken":"k"}}`,
+		`{"type":"subscribe","trackSids":["TR_a","TR_b"]}`, `{"type":"unsubscribe","trackSids":[""]}`,
+		`{"type":"subscribe","trackSids":[]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -81,7 +107,22 @@ func FuzzDecode(f *testing.F) {
 		if err != nil && (err.Code == "" || err.Message == "") {
 			t.Fatalf("decode(%q) gave an error without code or message", data)
 		}
+		if err == nil && (m.Type == "subscribe" || m.Type == "unsubscribe") && !boundedSIDs(m.TrackSIDs) {
+			t.Fatalf("decode accepted %q with unbounded track sids", data)
+		}
 	})
+}
+
+func boundedSIDs(sids []string) bool {
+	if len(sids) == 0 || len(sids) > maxTrackSIDs {
+		return false
+	}
+	for _, s := range sids {
+		if s == "" || len(s) > maxTrackSIDBytes {
+			return false
+		}
+	}
+	return true
 }
 
 func TestEveryMessageTypeHasAHandler(t *testing.T) {

@@ -167,6 +167,8 @@ var joinedHandlers = map[string]func(*session, *clientMessage) *protoError{
 	"candidate":   (*session).handleCandidate,
 	"restart_ice": (*session).handleRestartICE,
 	"mute":        (*session).handleMute,
+	"subscribe":   (*session).handleSubscribe,
+	"unsubscribe": (*session).handleSubscribe,
 	"chat":        (*session).handleChat,
 	"ping":        (*session).handlePing,
 	"leave":       (*session).handleLeave,
