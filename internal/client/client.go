@@ -46,6 +46,13 @@ type Options struct {
 	OnConnectionState func(target string, s webrtc.PeerConnectionState)
 	// OnRTCPSent sees every RTCP packet the client sends, e.g. NACKs.
 	OnRTCPSent func(pkts []rtcp.Packet)
+	// ManualSubscribe joins with autoSubscribe false: the client receives
+	// only the tracks it asks for with Subscribe.
+	ManualSubscribe bool
+	// OnEvent sees every server message as it arrives, joined included, on
+	// the reading goroutine (before Dial returns, for joined). With
+	// NoHistory it is how a client learns the room's tracks.
+	OnEvent func(Message)
 	// NoHistory keeps no copy of the server's messages, nor the joined
 	// message's participant list, so clients in a big room stay small;
 	// Messages and WaitFor see nothing.
@@ -107,7 +114,11 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		subTracks: map[string]room.TrackInfo{}, pubSIDs: map[string]string{}, sources: map[string]string{}, senders: map[string]*webrtc.RTPSender{},
 		answerCh: make(chan string, 1)}
 	c.ctx, c.stop = context.WithCancel(context.Background())
-	if err := c.send(map[string]any{"type": "join", "protocol": 1, "token": opts.Token}); err != nil {
+	join := map[string]any{"type": "join", "protocol": 1, "token": opts.Token}
+	if opts.ManualSubscribe {
+		join["autoSubscribe"] = false
+	}
+	if err := c.send(join); err != nil {
 		conn.CloseNow()
 		return nil, err
 	}
@@ -144,6 +155,9 @@ func (c *Client) readJoined(ctx context.Context, conn *websocket.Conn) error {
 	}
 	if !c.opts.NoHistory {
 		c.messages = append(c.messages, Message{Type: head.Type, Raw: data})
+	}
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(Message{Type: head.Type, Raw: data})
 	}
 	if head.Type != "joined" {
 		return fmt.Errorf("client: join refused: %s", data)
@@ -278,6 +292,18 @@ func (c *Client) SendRaw(data []byte) error {
 		return errClosed
 	}
 	return conn.Write(ctx, websocket.MessageText, data)
+}
+
+// Subscribe asks to receive other participants' tracks, by sid. The
+// server renegotiates the subscriber connection; a refusal arrives as an
+// error message.
+func (c *Client) Subscribe(trackSIDs ...string) error {
+	return c.send(map[string]any{"type": "subscribe", "trackSids": trackSIDs})
+}
+
+// Unsubscribe stops receiving tracks, by sid.
+func (c *Client) Unsubscribe(trackSIDs ...string) error {
+	return c.send(map[string]any{"type": "unsubscribe", "trackSids": trackSIDs})
 }
 
 // Close leaves the room and releases everything.

@@ -36,6 +36,9 @@ func (c *Client) readLoop(conn *websocket.Conn) {
 			continue
 		}
 		c.handle(head.Type, head.Target, data)
+		if c.opts.OnEvent != nil {
+			c.opts.OnEvent(Message{Type: head.Type, Raw: data})
+		}
 		if c.opts.NoHistory {
 			continue
 		}

@@ -31,6 +31,7 @@ func (c *Client) DropAndResume(ctx context.Context) error {
 	c.wg.Add(1)
 	go c.readLoop(conn)
 
+	// No autoSubscribe: a resumed session keeps the mode it was opened with.
 	resume := map[string]string{"participantSid": c.SID(), "resumeToken": c.Joined.ResumeToken}
 	if err := c.send(map[string]any{"type": "join", "protocol": 1, "token": c.opts.Token, "resume": resume}); err != nil {
 		return err
