@@ -33,6 +33,7 @@ func loadTest(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.FPS, "fps", cfg.FPS, "")
 	fs.DurationVar(&cfg.KeyframeInterval, "keyframe-interval", cfg.KeyframeInterval, "")
 	fs.BoolVar(&cfg.Audio, "audio", cfg.Audio, "")
+	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", 0, "")
 	fs.BoolVar(&cfg.SignalingOnly, "signaling-only", false, "")
 	fs.StringVar(&cfg.APIKey, "api-key", cfg.APIKey, "")
 	fs.StringVar(&cfg.APISecret, "api-secret", cfg.APISecret, "")

@@ -73,6 +73,9 @@ it exits 1 when a participant failed or loss exceeded --max-loss):
   --video-bitrate B      video bits per second, e.g. 800k or 1.5M (default 1.5M)
   --fps N                video frames per second (default 30)
   --keyframe-interval D  video keyframe period, besides answering PLIs (default 3s)
+  --max-subscriptions N  each participant joins with autoSubscribe false and
+                         receives only the first N other publishers it learns
+                         of (default 0: every publisher)
   --signaling-only       join without peer connections (idle-connection tests)
   --api-key K            key that signs the tokens (default the dev key; also
                          QUARTET_LOADTEST_API_KEY)

@@ -260,6 +260,7 @@ func TestLoadtestFailsWhenNobodyJoins(t *testing.T) {
 		{"loadtest", "--subscribers", "600"},
 		{"loadtest", "--video-bitrate", "fast"},
 		{"loadtest", "--url", "ftp://x"},
+		{"loadtest", "--max-subscriptions", "-1"},
 	} {
 		if code, _, stderr := runCmd(t, nil, bad...); code != 1 || stderr == "" {
 			t.Errorf("%v: exit %d, stderr %q", bad, code, stderr)

@@ -33,6 +33,11 @@ type Config struct {
 	Audio            bool
 	AudioPayload     int // bytes per 20 ms packet
 
+	// MaxSubscriptions, when positive, makes every participant join with
+	// autoSubscribe false and subscribe to the tracks of the first
+	// MaxSubscriptions other publishers it learns of; 0 receives everyone.
+	MaxSubscriptions int
+
 	// SignalingOnly joins without peer connections (idle signaling).
 	SignalingOnly bool
 
@@ -76,6 +81,8 @@ func (c Config) validate() (string, error) {
 		return "", errors.New("loadtest: room is empty")
 	case c.JoinRate < 0:
 		return "", errors.New("loadtest: join rate must not be negative")
+	case c.MaxSubscriptions < 0:
+		return "", errors.New("loadtest: max subscriptions must not be negative (0 receives every publisher)")
 	case c.Publishers > 0 && !c.Video && !c.Audio && !c.SignalingOnly:
 		return "", errors.New("loadtest: publishers need video or audio")
 	case c.Video && (c.VideoBitrate <= 0 || c.FPS <= 0 || c.KeyframeInterval <= 0):

@@ -65,3 +65,40 @@ func TestShortRunDeliversEverything(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// With --max-subscriptions 1 every participant, publishers included,
+// receives exactly one publisher's audio, whole.
+func TestMaxSubscriptionsLimitsWhatEachReceives(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	cfg := Defaults()
+	cfg.URL = srv.URL()
+	cfg.Publishers, cfg.Subscribers = 3, 2
+	cfg.MaxSubscriptions = 1
+	cfg.Video = false
+	cfg.Duration = 3 * time.Second
+	cfg.APIKey, cfg.APISecret = auth.DevAPIKey, auth.DevAPISecret
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary strings.Builder
+	if err := rep.WriteSummary(&summary); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary:\n%s", summary.String())
+	if err := rep.Check(); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	// Every participant received something (Check counts those that did
+	// not), and five received five tracks in all: one each. Without the
+	// limit it would be 3×2 + 2×3 = 12.
+	if rep.Joined != 5 || rep.MediaFailed != 0 || rep.ReceivedTracks != 5 {
+		t.Errorf("joined %d, without media %d, tracks received %d; want 5, 0, 5", rep.Joined, rep.MediaFailed, rep.ReceivedTracks)
+	}
+	if rep.LostPackets != 0 || rep.Duplicates != 0 || rep.ReceivedPackets == 0 {
+		t.Errorf("received %d packets, lost %d, duplicates %d; want some, 0, 0", rep.ReceivedPackets, rep.LostPackets, rep.Duplicates)
+	}
+	if len(rep.Errors) != 0 {
+		t.Errorf("errors: %v", rep.Errors)
+	}
+}

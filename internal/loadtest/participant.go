@@ -47,18 +47,27 @@ func (p *participant) join(ctx context.Context) error {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	p.dialStart = time.Now()
-	p.c, err = client.Dial(dctx, client.Options{
+	opts := client.Options{
 		URL: p.run.url, Token: token, Log: cfg.Log, SignalingOnly: cfg.SignalingOnly, NoHistory: true,
 		OnTrack:           p.onTrack,
 		OnConnectionState: p.onConnectionState,
 		OnRTCPSent:        p.onRTCPSent,
 		OnKeyframeRequest: p.onKeyframeRequest,
-	})
+	}
+	var choose *chooser
+	if cfg.MaxSubscriptions > 0 {
+		choose = newChooser(cfg.MaxSubscriptions, func(err error) { p.run.noteError(fmt.Errorf("%s: %w", identity, err)) })
+		opts.ManualSubscribe, opts.OnEvent = true, choose.onEvent
+	}
+	p.dialStart = time.Now()
+	p.c, err = client.Dial(dctx, opts)
 	if err != nil {
 		return fmt.Errorf("%s: %w", identity, err)
 	}
 	p.joinedAt = time.Now()
+	if choose != nil {
+		choose.attach(p.c)
+	}
 	if p.publisher && !cfg.SignalingOnly {
 		if err := p.publish(ctx, dctx); err != nil {
 			return fmt.Errorf("%s: publish: %w", identity, err)

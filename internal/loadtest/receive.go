@@ -55,6 +55,7 @@ func (r *trackReader) run(t *webrtc.TrackRemote) {
 
 // receiveTotals sums what the readers of a run counted.
 type receiveTotals struct {
+	tracks                                                 int
 	packets, bytes, expected, lost, outOfOrder, duplicates int64
 	latency                                                histogram
 }
@@ -93,6 +94,7 @@ func (s *trackSet) totals() receiveTotals {
 	var t receiveTotals
 	for _, r := range s.all() {
 		<-r.done
+		t.tracks++
 		t.packets += r.packets.Load()
 		t.bytes += r.bytes.Load()
 		t.expected += r.seq.expected()

@@ -18,6 +18,9 @@ type Report struct {
 	Audio        bool    `json:"audio"`
 	VideoBitrate int     `json:"video_bitrate"`
 	JoinRate     float64 `json:"join_rate"`
+	// MaxSubscriptions is how many publishers each participant received
+	// at most; 0 means all.
+	MaxSubscriptions int `json:"max_subscriptions"`
 
 	StartedAt time.Time `json:"started_at"`
 	JoinedAt  time.Time `json:"joined_at"` // when the last participant had joined
@@ -38,6 +41,7 @@ type Report struct {
 	SentBytes       int64   `json:"sent_bytes"`
 	ReceivedPackets int64   `json:"received_packets"` // including duplicates
 	ReceivedBytes   int64   `json:"received_bytes"`
+	ReceivedTracks  int     `json:"received_tracks"`  // tracks received, summed over participants
 	ExpectedPackets int64   `json:"expected_packets"` // the span of sequence numbers received
 	LostPackets     int64   `json:"lost_packets"`
 	Loss            float64 `json:"loss"` // lost / expected
@@ -77,8 +81,9 @@ func (r *runner) report(start, joinedAt, stoppedAt time.Time) *Report {
 		Video: cfg.Video, Audio: cfg.Audio, VideoBitrate: cfg.VideoBitrate, JoinRate: cfg.JoinRate,
 		StartedAt: start, JoinedAt: joinedAt, AllMediaAt: joinedAt, StoppedAt: stoppedAt, MaxLoss: cfg.MaxLoss,
 		SentPackets: r.sent.Packets.Load(), SentBytes: r.sent.Bytes.Load()}
+	rep.MaxSubscriptions = cfg.MaxSubscriptions
 	rx := r.tracks.totals()
-	rep.ReceivedPackets, rep.ReceivedBytes = rx.packets, rx.bytes
+	rep.ReceivedPackets, rep.ReceivedBytes, rep.ReceivedTracks = rx.packets, rx.bytes, rx.tracks
 	rep.ExpectedPackets, rep.LostPackets = rx.expected, rx.lost
 	rep.OutOfOrder, rep.Duplicates = rx.outOfOrder, rx.duplicates
 	if rx.expected > 0 {
@@ -136,7 +141,8 @@ func (r *runner) participantStats(rep *Report) {
 }
 
 // expectsMedia reports whether p should have received something: it has
-// media and someone else publishes.
+// media and someone else publishes. With --max-subscriptions it subscribes
+// to at least one of them, so the same holds.
 func (r *runner) expectsMedia(p *participant) bool {
 	if r.cfg.SignalingOnly {
 		return false
@@ -178,7 +184,8 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 	row("join time", "%.2f s to join, %.2f s until all received media", rep.JoinedAt.Sub(rep.StartedAt).Seconds(),
 		rep.AllMediaAt.Sub(rep.StartedAt).Seconds())
 	row("sent", "%d packets, %.2f Mbps", rep.SentPackets, rep.SentMbps)
-	row("received", "%d packets, %.2f Mbps", rep.ReceivedPackets, rep.ReceivedMbps)
+	row("received", "%d packets, %.2f Mbps, %d tracks over all participants%s", rep.ReceivedPackets, rep.ReceivedMbps,
+		rep.ReceivedTracks, subscriptionLimit(rep.MaxSubscriptions))
 	row("loss", "%.3f%% (%d of %d), out of order %d, duplicates %d, NACKs sent %d",
 		rep.Loss*100, rep.LostPackets, rep.ExpectedPackets, rep.OutOfOrder, rep.Duplicates, rep.NACKsSent)
 	row("latency", "%s", rep.Latency)
@@ -188,6 +195,13 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 		row("error", "%s", e)
 	}
 	return tw.Flush()
+}
+
+func subscriptionLimit(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (--max-subscriptions %d)", n)
 }
 
 func (p Percentiles) String() string {
