@@ -13,6 +13,10 @@
  *   await room.connect();
  *   await room.publish(micTrack, 'microphone');
  *
+ * In a large room, choose what to receive:
+ *   const room = new Room({url, token, autoSubscribe: false});
+ *   room.on('trackPublished', ({track, local}) => { if (!local && wanted(track)) room.subscribe([track.sid]); });
+ *
  * @module quartet
  */
 
@@ -37,6 +41,8 @@ const RECONNECT_FIRST_DELAY_MS = 500;
 const RECONNECT_MAX_DELAY_MS = 5_000;
 const RECONNECT_GIVE_UP_MS = 60_000;
 const CHAT_MAX_BYTES = 4096;
+// Track sids one subscribe or unsubscribe message may carry.
+const SUBSCRIBE_MAX_SIDS = 64;
 // Join errors that retrying cannot fix.
 const FATAL_JOIN_CODES = new Set(['unsupported_protocol']);
 
@@ -89,6 +95,9 @@ const FATAL_JOIN_CODES = new Set(['unsupported_protocol']);
  * @property {'udp'|'tcp'} [turnTransport] keeps only the `turn:` URLs with
  *   that `?transport=` (none means udp), dropping `stun:`, `turns:` and the
  *   other transport, to test one way of reaching TURN; default: every URL.
+ * @property {boolean} [autoSubscribe] receive every other participant's
+ *   tracks without asking (default true); false receives only the tracks
+ *   passed to `room.subscribe()`.
  */
 
 /**
@@ -184,6 +193,14 @@ export class Room extends EventTarget {
     this._iceTransportPolicy = options.iceTransportPolicy || 'all';
     /** @private */
     this._turnTransport = options.turnTransport || null;
+    /** Whether the server sends every track without asking. @type {boolean} */
+    this.autoSubscribe = options.autoSubscribe !== false;
+    /**
+     * @private the app's subscribe (true) and unsubscribe (false) choices
+     * by track sid, sent again when a reconnection has to join afresh
+     * @type {Map<string, boolean>}
+     */
+    this._choices = new Map();
 
     /** @type {ConnectionState} */
     this.connectionState = 'disconnected';
@@ -404,6 +421,62 @@ export class Room extends EventTarget {
     if (!this._send({ type: 'chat', text })) throw new QuartetError('closed', 'not connected');
   }
 
+  /**
+   * Starts receiving other participants' tracks, by sid (from
+   * `participants` or the `trackPublished` event). With `autoSubscribe:
+   * false` this is how anything is received; otherwise it brings back a
+   * track turned off with unsubscribe(). The tracks arrive as `track`
+   * events; a refusal (unknown or own sid, no canSubscribe grant) as an
+   * `error` event.
+   * @param {string|string[]} trackSids
+   */
+  subscribe(trackSids) {
+    this._choose(trackSids, true);
+  }
+
+  /**
+   * Stops receiving tracks, by sid. A track stays off until subscribe()d
+   * again, even with `autoSubscribe`.
+   * @param {string|string[]} trackSids
+   */
+  unsubscribe(trackSids) {
+    this._choose(trackSids, false);
+  }
+
+  /** @private @param {string|string[]} trackSids @param {boolean} on */
+  _choose(trackSids, on) {
+    const sids = [trackSids].flat();
+    if (sids.length === 0) return;
+    if (!sids.every((sid) => typeof sid === 'string' && sid !== '')) throw new TypeError('track sids must be non-empty strings');
+    if (!this._signalingOpen()) throw new QuartetError('closed', 'not connected');
+    for (const sid of sids) this._choices.set(sid, on);
+    this._sendChoices(sids, on);
+  }
+
+  /** @private @param {string[]} sids @param {boolean} on */
+  _sendChoices(sids, on) {
+    for (let i = 0; i < sids.length; i += SUBSCRIBE_MAX_SIDS) {
+      this._send({ type: on ? 'subscribe' : 'unsubscribe', trackSids: sids.slice(i, i + SUBSCRIBE_MAX_SIDS) });
+    }
+  }
+
+  /**
+   * After joining afresh the server knows none of the app's choices: sends
+   * them again for the tracks still in the room.
+   * @private
+   */
+  _resendChoices() {
+    const present = new Set([...this.participants.values()].flatMap((p) => p.tracks.map((t) => t.sid)));
+    /** @type {string[]} */ const on = [];
+    /** @type {string[]} */ const off = [];
+    for (const [sid, choice] of this._choices) {
+      if (!present.has(sid)) this._choices.delete(sid);
+      else (choice ? on : off).push(sid);
+    }
+    this._sendChoices(on, true);
+    this._sendChoices(off, false);
+  }
+
   /** Leaves the room and closes everything. The Room cannot be reused. */
   leave() {
     if (this._closed && !this._ws) return;
@@ -464,7 +537,11 @@ export class Room extends EventTarget {
 
   /** @private @param {string} token */
   _joinMessage(token) {
-    return { type: 'join', protocol: PROTOCOL_VERSION, token };
+    /** @type {Record<string, any>} */
+    const join = { type: 'join', protocol: PROTOCOL_VERSION, token };
+    // On a resume the server keeps the session's first choice anyway.
+    if (!this.autoSubscribe) join.autoSubscribe = false;
+    return join;
   }
 
   /**
@@ -566,6 +643,7 @@ export class Room extends EventTarget {
     this.iceServers = this._iceServersFrom(msg.iceServers);
     this._replaceParticipants((msg.participants || []).map(normalizeParticipant));
     this._createPeerConnections();
+    this._resendChoices();
     this._resume = resumeRequestFrom(msg);
     this._startPing();
     // Republish (after a reconnection, or tracks published before connect).
@@ -988,6 +1066,7 @@ export class Room extends EventTarget {
     if (!track || !track.sid) return;
     const found = this._participantOrLocal(track.participantSid);
     if (found) found.p.tracks = found.p.tracks.filter((t) => t.sid !== track.sid);
+    this._choices.delete(track.sid);
     this._emit('trackUnpublished', { track, participant: found ? found.p : undefined, local: found ? found.local : false });
   }
 
