@@ -16,6 +16,8 @@
  * In a large room, choose what to receive:
  *   const room = new Room({url, token, autoSubscribe: false});
  *   room.on('trackPublished', ({track, local}) => { if (!local && wanted(track)) room.subscribe([track.sid]); });
+ *   await room.connect();
+ *   for (const p of room.participants.values()) room.subscribe(p.tracks.filter(wanted).map((t) => t.sid));
  *
  * @module quartet
  */
