@@ -28,6 +28,7 @@ type participant struct {
 	connected           atomic.Bool // the peer connection it needs is connected
 	failed              atomic.Bool // a peer connection failed
 	nacks               atomic.Int64
+	subState            atomic.Int32 // the subscriber connection's last state, to explain missing media
 	senders             sync.WaitGroup
 }
 
@@ -125,6 +126,9 @@ func (p *participant) onTrack(t *webrtc.TrackRemote, _ room.TrackInfo) {
 }
 
 func (p *participant) onConnectionState(target string, s webrtc.PeerConnectionState) {
+	if target == room.TargetSubscriber {
+		p.subState.Store(int32(s))
+	}
 	wanted := room.TargetSubscriber
 	if p.publisher {
 		wanted = room.TargetPublisher

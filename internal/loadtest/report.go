@@ -6,6 +6,8 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // Report is what a run measured. Its JSON form is what --json writes and
@@ -122,6 +124,8 @@ func (r *runner) participantStats(rep *Report) {
 		switch {
 		case p.failed.Load() || p.firstMedia.Load() == 0:
 			rep.MediaFailed++
+			r.noteError(fmt.Errorf("participant %s: no media; subscriber connection %s, joined %.1f s into the run",
+				p.c.SID(), webrtc.PeerConnectionState(p.subState.Load()), p.joinedAt.Sub(rep.StartedAt).Seconds()))
 		case !p.connected.Load():
 			rep.MediaWaiting++
 		}

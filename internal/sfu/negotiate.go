@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/pion/webrtc/v4"
@@ -23,6 +24,11 @@ func (p *Peer) negotiateLocked() {
 	if err == nil {
 		p.holdCandidates(room.TargetSubscriber)
 		err = p.sub.SetLocalDescription(offer)
+	}
+	if errors.Is(err, webrtc.ErrConnectionClosed) {
+		// The client closed its side first, as at every teardown.
+		p.log.Debug("subscriber offer after the connection closed", "err", err)
+		return
 	}
 	if err != nil {
 		p.log.Error("subscriber offer failed", "err", err)
