@@ -82,11 +82,10 @@ func (r *runner) joinAll(ctx context.Context) time.Time {
 		if ctx.Err() != nil {
 			break
 		}
+		// Publishers are numbered from 0, then subscribers from 0 again.
 		p := &participant{run: r, index: i, publisher: i < r.cfg.Publishers}
-		if p.publisher {
-			p.index = i
-		} else {
-			p.index = i - r.cfg.Publishers
+		if !p.publisher {
+			p.index -= r.cfg.Publishers
 		}
 		wg.Add(1)
 		go func() {
