@@ -7,25 +7,6 @@ import (
 	"time"
 )
 
-func TestParseStatCPU(t *testing.T) {
-	t.Parallel()
-	// Field 2 may hold spaces and parentheses; utime is 250, stime 50.
-	line := "4242 (quartet (x) y) S 1 4242 4242 0 -1 4194560 9000 0 0 0 250 50 0 0 20 0 12 0 100 1759789056 3831 " +
-		"18446744073709551615 1 1 0 0 0 0 0 0 2143420159 0 0 0 17 1 0 0 0 0 0\n"
-	got, err := parseStatCPU(line, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != 3.0 {
-		t.Errorf("parseStatCPU = %v, want 3.0", got)
-	}
-	for _, bad := range []string{"", "4242 quartet S 1", "4242 (quartet) S 1 2 3"} {
-		if _, err := parseStatCPU(bad, 100); err == nil {
-			t.Errorf("parseStatCPU(%q): no error", bad)
-		}
-	}
-}
-
 func TestParseStatusMemory(t *testing.T) {
 	t.Parallel()
 	text := "Name:\tquartet\nVmPeak:\t 1759789 kB\nVmHWM:\t   40000 kB\nVmRSS:\t   33132 kB\nThreads:\t12\n"
@@ -100,19 +81,6 @@ func TestSeries(t *testing.T) {
 	}
 	if _, err := (series{}).at(t0); err == nil {
 		t.Error("empty series: no error")
-	}
-}
-
-func TestParseSNMP(t *testing.T) {
-	t.Parallel()
-	text := "Ip: Forwarding DefaultTTL\nIp: 1 64\n" +
-		"Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n" +
-		"Udp: 100 2 3 90 17 0\nUdpLite: InDatagrams RcvbufErrors\nUdpLite: 0 5\n"
-	if got := parseSNMP(text, "Udp:", "RcvbufErrors"); got != 17 {
-		t.Errorf("RcvbufErrors = %d, want 17", got)
-	}
-	if got := parseSNMP(text, "Udp:", "Missing"); got != 0 {
-		t.Errorf("missing counter = %d, want 0", got)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quartet-rtc/quartet/bench/internal/host"
 	"github.com/quartet-rtc/quartet/internal/loadtest"
 )
 
@@ -45,7 +46,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	ticks, err := clockTicks()
+	ticks, err := host.ClockTicks()
 	if err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		}
 	}
 	ver, _ := exec.CommandContext(ctx, b.quartet, "version").Output()
-	res := results{Machine: machine(), Quartet: strings.TrimSpace(string(ver)), Commit: gitCommit(ctx),
+	res := results{Machine: host.Machine(), Quartet: strings.TrimSpace(string(ver)), Commit: gitCommit(ctx),
 		Quick: o.quick, Started: time.Now()}
 	log.Info("machine", "machine", res.Machine, "quartet", res.Quartet, "commit", res.Commit)
 
@@ -114,41 +115,41 @@ func goBuild(ctx context.Context, out, pkg string) error {
 func (b *bench) runScenario(ctx context.Context, sc scenario) (result, error) {
 	dur := sc.runDuration(b.o)
 	b.log.Info("scenario", "name", sc.name, "duration", dur, "loadtest", strings.Join(sc.args, " "))
-	ports, err := freePorts(2)
+	ports, err := host.FreePorts(2)
 	if err != nil {
 		return result{}, err
 	}
 	httpAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
-	server, err := startProcess("quartet serve", filepath.Join(b.work, sc.name+"-server.log"), b.serverEnv(sc),
+	server, err := host.Start("quartet serve", filepath.Join(b.work, sc.name+"-server.log"), b.serverEnv(sc),
 		b.quartet, "serve", "--http", httpAddr, "--udp-port", strconv.Itoa(ports[1]), "--turn-port", "0",
 		"--log-level", "warn")
 	if err != nil {
 		return result{}, err
 	}
-	defer server.stop(10 * time.Second)
+	defer server.Stop(10 * time.Second)
 	if err := waitHealthy(ctx, b.client, "http://"+httpAddr+"/healthz", server); err != nil {
 		return result{}, err
 	}
 	// Let the server finish starting up before the baseline.
 	time.Sleep(time.Second)
-	smp := &sampler{serverPID: server.pid(), ticks: b.ticks, client: b.client, metricsURL: "http://" + httpAddr + "/metrics"}
+	smp := &sampler{serverPID: server.Pid(), ticks: b.ticks, client: b.client, metricsURL: "http://" + httpAddr + "/metrics"}
 	idle, before, err := idleCores(ctx, smp)
 	if err != nil {
 		return result{}, err
 	}
-	drops := udpRcvbufErrors()
+	drops := host.UDPRcvbufErrors()
 
 	run, err := b.runLoadtest(ctx, sc, dur, httpAddr, smp)
 	if err != nil {
 		return result{}, err
 	}
-	if server.exited() {
-		return result{}, fmt.Errorf("the server exited during the run: %v\n%s", server.err, server.logTail())
+	if server.Exited() {
+		return result{}, fmt.Errorf("the server exited during the run: %v\n%s", server.Err(), server.LogTail())
 	}
 	run.before, run.idleCores = before, idle
-	run.rcvbufDrops = udpRcvbufErrors() - drops
-	server.stop(10 * time.Second)
-	run.serverExit = server.err
+	run.rcvbufDrops = host.UDPRcvbufErrors() - drops
+	server.Stop(10 * time.Second)
+	run.serverExit = server.Err()
 	return compute(sc, run), nil
 }
 
@@ -179,12 +180,12 @@ func (b *bench) runLoadtest(ctx context.Context, sc scenario, dur time.Duration,
 	jsonPath := filepath.Join(b.work, sc.name+"-report.json")
 	args := append([]string{"loadtest", "--url", "ws://" + httpAddr, "--room", sc.name,
 		"--duration", dur.String(), "--json", jsonPath, "--quiet"}, sc.args...)
-	gen, err := startProcess("quartet loadtest", filepath.Join(b.work, sc.name+"-loadtest.log"), nil, b.quartet, args...)
+	gen, err := host.Start("quartet loadtest", filepath.Join(b.work, sc.name+"-loadtest.log"), nil, b.quartet, args...)
 	if err != nil {
 		return runOutput{}, err
 	}
-	defer gen.stop(5 * time.Second)
-	smp.genPID = gen.pid()
+	defer gen.Stop(5 * time.Second)
+	smp.genPID = gen.Pid()
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	samplesCh := make(chan []sample, 1)
 	go func() { samplesCh <- smp.run(sampleCtx) }()
@@ -192,13 +193,13 @@ func (b *bench) runLoadtest(ctx context.Context, sc scenario, dur time.Duration,
 	// Joins, the run, the drain and closing thousands of participants.
 	waitCtx, cancel := context.WithTimeout(ctx, dur+2*time.Minute)
 	defer cancel()
-	exitErr := gen.wait(waitCtx)
+	exitErr := gen.Wait(waitCtx)
 	stopSampling()
 	samples := <-samplesCh
 	if last, err := smp.take(ctx); err == nil {
 		samples = append(samples, last)
 	}
-	out := runOutput{exitErr: exitErr, output: gen.logTail(), genCPU: gen.cpuUsed(), samples: samples}
+	out := runOutput{exitErr: exitErr, output: gen.LogTail(), genCPU: gen.CPUUsed(), samples: samples}
 	if waitCtx.Err() != nil {
 		return out, fmt.Errorf("loadtest: %w", exitErr)
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sort"
 	"time"
+
+	"github.com/quartet-rtc/quartet/bench/internal/host"
 )
 
 // sampleInterval is how often the server and the generator are sampled.
@@ -41,7 +43,7 @@ type sampler struct {
 func (s *sampler) take(ctx context.Context) (sample, error) {
 	smp := sample{at: time.Now()}
 	var err error
-	if smp.serverCPU, err = procCPU(s.serverPID, s.ticks); err != nil {
+	if smp.serverCPU, err = host.ProcCPU(s.serverPID, s.ticks); err != nil {
 		return smp, fmt.Errorf("server CPU: %w", err)
 	}
 	if smp.mem, err = procMemory(s.serverPID); err != nil {
@@ -52,7 +54,7 @@ func (s *sampler) take(ctx context.Context) (sample, error) {
 	}
 	if s.genPID != 0 {
 		// The generator's /proc entry goes once it has been waited for.
-		smp.genCPU, err = procCPU(s.genPID, s.ticks)
+		smp.genCPU, err = host.ProcCPU(s.genPID, s.ticks)
 		smp.genOK = err == nil
 	}
 	smp.metricsAt = time.Now()

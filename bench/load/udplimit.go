@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quartet-rtc/quartet/bench/internal/host"
 )
 
 // udpLimitPayload matches the SFU's video packets (about 1200 bytes).
@@ -63,7 +65,7 @@ func (b *bench) runUDPLimit(ctx context.Context, fanouts []int) ([]udpLimitRow, 
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Run(); err != nil {
 		tail, _ := os.ReadFile(logPath)
-		return nil, "", fmt.Errorf("bench/udplimit: %w\n%s", err, lastLines(string(tail), 10))
+		return nil, "", fmt.Errorf("bench/udplimit: %w\n%s", err, host.LastLines(string(tail), 10))
 	}
 	rows, err := readUDPLimit(out)
 	return rows, command, err

@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+
+	"github.com/quartet-rtc/quartet/bench/internal/host"
 )
 
 const secret = "bench-turn-secret-0123456789"
@@ -94,7 +96,7 @@ func logf(format string, args ...any) {
 type server struct {
 	name string
 	port int
-	proc *process
+	proc *host.Process
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -128,14 +130,14 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
-	var procs []*process
+	var procs []*host.Process
 	defer func() {
 		for _, p := range procs {
-			p.stop()
+			p.Stop(5 * time.Second)
 		}
 	}()
-	start := func(name string, env []string, path string, args ...string) (*process, error) {
-		p, err := startProcess(name, filepath.Join(work, name+".log"), env, path, args...)
+	start := func(name string, env []string, path string, args ...string) (*host.Process, error) {
+		p, err := host.Start(name, filepath.Join(work, name+".log"), env, path, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +148,7 @@ func run(ctx context.Context, o options) (err error) {
 	// Quartet's TURN-only node, with the limits that would throttle a
 	// load test lifted: no bandwidth cap, no 401 rate limit, no
 	// per-user allocation quota (uclient uses one user for all).
-	qPort, err := freePort(1)
+	qPort, err := host.FreePortRange(2)
 	if err != nil {
 		return err
 	}
@@ -165,11 +167,11 @@ func run(ctx context.Context, o options) (err error) {
 
 	// coturn with the same secret (TURN REST, use-auth-secret), loopback
 	// peers allowed, nothing but UDP/TCP listeners, no config file.
-	cPort, err := freePort(1)
+	cPort, err := host.FreePortRange(2)
 	if err != nil {
 		return err
 	}
-	relayMin, err := freePort(0)
+	relayMin, err := host.FreePortRange(1)
 	if err != nil {
 		return err
 	}
@@ -185,7 +187,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	peerPort, err := freePort(0)
+	peerPort, err := host.FreePortRange(1)
 	if err != nil {
 		return err
 	}
@@ -203,7 +205,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := waitEcho(ctx, peerPort); err != nil {
 		return fmt.Errorf("turnutils_peer: %w", err)
 	}
-	ticks, err := clockTicks()
+	ticks, err := host.ClockTicks()
 	if err != nil {
 		return err
 	}
@@ -212,7 +214,7 @@ func run(ctx context.Context, o options) (err error) {
 	cVer, _ := exec.CommandContext(ctx, tools["turnserver"], "--version").Output()
 	logf("%s on 127.0.0.1:%d, coturn %s on 127.0.0.1:%d, turnutils_peer on 127.0.0.1:%d",
 		strings.TrimSpace(string(qVer)), qPort, strings.TrimSpace(string(cVer)), cPort, peerPort)
-	logf("machine: %s", machine())
+	logf("machine: %s", host.Machine())
 
 	totals := map[string]*total{}
 	for round := range o.rounds {
@@ -248,7 +250,7 @@ type result struct {
 	sent, recv, lost int
 	wall             time.Duration
 	cpu              float64 // server CPU seconds during the run
-	bufDrops         int     // datagrams the host's UDP sockets dropped, full receive buffers
+	bufDrops         int64   // datagrams the host's UDP sockets dropped, full receive buffers
 }
 
 type total struct {
@@ -256,7 +258,7 @@ type total struct {
 	sent, recv, lost int
 	wall             time.Duration
 	cpu              float64
-	bufDrops         int
+	bufDrops         int64
 }
 
 func (t *total) add(r result) {
@@ -289,17 +291,17 @@ func load(ctx context.Context, o options, uclient string, s *server, peerPort, s
 	budget := 60*time.Second + time.Duration(o.messages)*time.Duration(max(o.interval, 1))*time.Millisecond
 	runCtx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	before, err := cpuSeconds(s.proc.cmd.Process.Pid, ticks)
+	before, err := host.ProcCPU(s.proc.Pid(), ticks)
 	if err != nil {
 		return result{}, err
 	}
-	dropsBefore := udpRcvbufErrors()
+	dropsBefore := host.UDPRcvbufErrors()
 	cmd := exec.CommandContext(runCtx, uclient, args...)
 	cmd.WaitDelay = 2 * time.Second
 	begin := time.Now()
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(begin)
-	after, cerr := cpuSeconds(s.proc.cmd.Process.Pid, ticks)
+	after, cerr := host.ProcCPU(s.proc.Pid(), ticks)
 	if cerr != nil {
 		return result{}, fmt.Errorf("%s: %w (did it exit? see its log)", s.name, cerr)
 	}
@@ -308,15 +310,15 @@ func load(ctx context.Context, o options, uclient string, s *server, peerPort, s
 	}
 	if err != nil {
 		return result{}, fmt.Errorf("turnutils_uclient %s (against %s): %w\n%s",
-			strings.Join(args, " "), s.name, err, lastLines(string(out), 20))
+			strings.Join(args, " "), s.name, err, host.LastLines(string(out), 20))
 	}
 	t := totalsRe.FindAllStringSubmatch(string(out), -1)
 	l := lostRe.FindAllStringSubmatch(string(out), -1)
 	if len(t) == 0 || len(l) == 0 {
 		return result{}, fmt.Errorf("turnutils_uclient against %s printed no totals:\n%s", s.name,
-			lastLines(string(out), 20))
+			host.LastLines(string(out), 20))
 	}
-	r := result{wall: wall, cpu: after - before, bufDrops: udpRcvbufErrors() - dropsBefore}
+	r := result{wall: wall, cpu: after - before, bufDrops: host.UDPRcvbufErrors() - dropsBefore}
 	r.sent, _ = strconv.Atoi(t[len(t)-1][1])
 	r.recv, _ = strconv.Atoi(t[len(t)-1][2])
 	r.lost, _ = strconv.Atoi(l[len(l)-1][1])
@@ -379,186 +381,8 @@ func thousands(n int) string {
 	return b.String()
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// ============================================================== processes
-
-// process is a server the benchmark started; its output goes to a log.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
-	err  error // after done
-}
-
-func startProcess(name, logPath string, env []string, path string, args ...string) (*process, error) {
-	log, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		_ = log.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &process{name: name, cmd: cmd, log: log, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-// stop asks the process to end, then kills it after a grace period.
-func (p *process) stop() {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
-	_ = p.log.Close()
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *process) logTail() string {
-	b, _ := os.ReadFile(p.log.Name())
-	return lastLines(string(b), 20)
-}
-
-// cpuSeconds is utime+stime of pid (all its threads) from /proc/PID/stat.
-func cpuSeconds(pid int, ticks float64) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces;
-	// fields from 3 (state) on follow the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64) // field 14
-	stime, err2 := strconv.ParseFloat(f[12], 64) // field 15
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return (utime + stime) / ticks, nil
-}
-
-// udpRcvbufErrors is the host's count of UDP datagrams dropped because a
-// socket's receive buffer was full (/proc/net/snmp), or 0 if unknown.
-func udpRcvbufErrors() int {
-	b, err := os.ReadFile("/proc/net/snmp")
-	if err != nil {
-		return 0
-	}
-	var names []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "Udp:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, name := range names {
-			if name == "RcvbufErrors" && i < len(f) {
-				n, _ := strconv.Atoi(f[i])
-				return n
-			}
-		}
-	}
-	return 0
-}
-
-// machine describes the host: CPU model, cores, kernel.
-func machine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return fmt.Sprintf("%d cores of %s, Linux %s, %s", runtime.NumCPU(), model,
-		strings.TrimSpace(string(kernel)), runtime.Version())
-}
-
-// clockTicks is the kernel's USER_HZ (getconf CLK_TCK).
-func clockTicks() (float64, error) {
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if err != nil {
-		return 0, fmt.Errorf("getconf CLK_TCK: %w", err)
-	}
-	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-}
-
-// freePort returns a port free on 127.0.0.1 for UDP and TCP, and also the
-// extra ports after it.
-func freePort(extra int) (int, error) {
-	for range 50 {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		ok := port+extra <= 65535
-		var closers []io.Closer
-		closers = append(closers, u)
-		for p := port; ok && p <= port+extra; p++ {
-			if p != port {
-				if c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
-					closers = append(closers, c)
-				} else {
-					ok = false
-				}
-			}
-			if t, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
-				closers = append(closers, t)
-			} else {
-				ok = false
-			}
-		}
-		for _, c := range closers {
-			_ = c.Close()
-		}
-		if ok {
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free port on 127.0.0.1")
-}
-
 // waitSTUN waits until the server on port answers a STUN binding request.
-func waitSTUN(ctx context.Context, port int, p *process) error {
+func waitSTUN(ctx context.Context, port int, p *host.Process) error {
 	conn, err := net.Dial("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		return err
@@ -566,8 +390,8 @@ func waitSTUN(ctx context.Context, port int, p *process) error {
 	defer conn.Close()
 	buf := make([]byte, 1500)
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-		if p.exited() {
-			return fmt.Errorf("exited: %v\n%s", p.err, p.logTail())
+		if p.Exited() {
+			return fmt.Errorf("exited: %v\n%s", p.Err(), p.LogTail())
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -586,7 +410,7 @@ func waitSTUN(ctx context.Context, port int, p *process) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("no STUN answer on 127.0.0.1:%d\n%s", port, p.logTail())
+	return fmt.Errorf("no STUN answer on 127.0.0.1:%d\n%s", port, p.LogTail())
 }
 
 // waitEcho waits until turnutils_peer echoes a datagram.
