@@ -361,3 +361,53 @@ func TestResumeKeepsManualSubscription(t *testing.T) {
 		t.Errorf("carol's last offer carries %v, want only %s", sids, aliceVideo)
 	}
 }
+
+// Turning a track off and on again reuses its media section: a client that
+// toggles a track must not grow its subscriber offers without bound.
+func TestResubscribeReusesMediaSection(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	carolCnt := newCounter()
+	alice := srv.join(t, ctx, "toggle", "alice", newCounter(), true)
+	defer alice.Close()
+	publishSynth(t, ctx, alice, true, false)
+	aliceVideo := alice.TrackSID("video-" + alice.SID())
+	carol := srv.joinManual(t, ctx, "toggle", "carol", carolCnt)
+	defer carol.Close()
+	waitPublished(t, ctx, carol, aliceVideo)
+	for range 4 {
+		offers := countOffers(carol)
+		if err := carol.Subscribe(aliceVideo); err != nil {
+			t.Fatal(err)
+		}
+		nextOffer(t, ctx, carol, offers, aliceVideo)
+		before := carolCnt.track(aliceVideo)
+		waitUntil(t, 20*time.Second, "carol to receive alice", func() bool { return carolCnt.track(aliceVideo) > before+20 })
+		if err := carol.Unsubscribe(aliceVideo); err != nil {
+			t.Fatal(err)
+		}
+		nextOffer(t, ctx, carol, offers+1)
+	}
+	offers := countOffers(carol)
+	if err := carol.Subscribe(aliceVideo); err != nil {
+		t.Fatal(err)
+	}
+	nextOffer(t, ctx, carol, offers, aliceVideo)
+	var last client.Message
+	for _, m := range carol.Messages() {
+		if m.Type == "offer" {
+			last = m
+		}
+	}
+	var o struct{ SDP string }
+	if err := json.Unmarshal(last.Raw, &o); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(o.SDP, "\nm="); n != 1 {
+		t.Errorf("after toggling one track 5 times the offer has %d media sections, want 1", n)
+	}
+	before := carolCnt.track(aliceVideo)
+	waitUntil(t, 20*time.Second, "carol to receive alice again", func() bool { return carolCnt.track(aliceVideo) > before+20 })
+}

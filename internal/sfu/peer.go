@@ -355,7 +355,7 @@ func (p *Peer) addDownLocked(d *DownTrack) bool {
 		p.log.Error("subscriber connection", "err", err)
 		return false
 	}
-	tr, err := sub.AddTransceiverFromTrack(d.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	tr, err := p.sendTransceiverLocked(sub, d)
 	if err != nil {
 		p.log.Error("add down track", "track", up.info.SID, "err", err)
 		return false
@@ -370,6 +370,30 @@ func (p *Peer) addDownLocked(d *DownTrack) bool {
 	// Added under p.mu, so unsubscribe, which takes it too, always sees it.
 	up.addDown(d)
 	return true
+}
+
+// sendTransceiverLocked sends d on a transceiver of sub: one whose track was
+// removed, if there is one of d's kind, else a new one. Without reuse every
+// unsubscribe and subscribe again would add a media section for good, and a
+// client toggling a track would grow its offers without bound. p.mu must be
+// held.
+func (p *Peer) sendTransceiverLocked(sub *webrtc.PeerConnection, d *DownTrack) (*webrtc.RTPTransceiver, error) {
+	kind := d.local.Kind()
+	for _, tr := range sub.GetTransceivers() {
+		if tr.Kind() != kind || tr.Sender() != nil || tr.Direction() != webrtc.RTPTransceiverDirectionInactive {
+			continue
+		}
+		sender, err := p.e.api.NewRTPSender(d.local, sub.SCTP().Transport())
+		if err != nil {
+			return nil, err
+		}
+		if err := tr.SetSender(sender, d.local); err != nil { // inactive becomes sendonly
+			_ = sender.Stop()
+			return nil, err
+		}
+		return tr, nil
+	}
+	return sub.AddTransceiverFromTrack(d.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 }
 
 // unsubscribe removes the down tracks of ups and renegotiates once.
