@@ -23,6 +23,7 @@ type participant struct {
 	c         *client.Client
 
 	dialStart, joinedAt time.Time
+	joinFailed          bool         // counted as a join failure; set before joinAll returns
 	firstMedia          atomic.Int64 // unix nanos of the first packet received
 	firstVideo          atomic.Int64
 	connected           atomic.Bool // the peer connection it needs is connected

@@ -113,8 +113,8 @@ func (r *runner) participantStats(rep *Report) {
 	var first, keyframe histogram
 	mediaStart := r.mediaStart.Load()
 	for _, p := range r.participants() {
-		if p.joinedAt.IsZero() {
-			continue // dialled but never joined: counted as a join failure
+		if p.joinedAt.IsZero() || p.joinFailed {
+			continue // dialled but never joined, or failed to publish: counted as a join failure
 		}
 		rep.Joined++
 		rep.NACKsSent += p.nacks.Load()

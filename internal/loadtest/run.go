@@ -99,13 +99,19 @@ func (r *runner) joinAll(ctx context.Context) time.Time {
 }
 
 func (r *runner) joinOne(ctx context.Context, p *participant) {
-	err := p.join(ctx)
+	r.recordJoin(ctx, p, p.join(ctx))
+}
+
+// recordJoin keeps p, to be closed, and counts its failure. A participant
+// that joined but failed to publish is a join failure, not also joined.
+func (r *runner) recordJoin(ctx context.Context, p *participant, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.c != nil {
 		r.parts = append(r.parts, p) // even half-joined: it must be closed
 	}
 	if err != nil && ctx.Err() == nil {
+		p.joinFailed = true
 		r.joinErrors++
 		r.noteErrorLocked(err)
 	}

@@ -1,8 +1,13 @@
 package loadtest
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/quartet-rtc/quartet/internal/client"
 )
 
 func TestSeqTrackerCountsLossReorderAndRetransmission(t *testing.T) {
@@ -76,5 +81,19 @@ func TestHistogramQuantiles(t *testing.T) {
 	small.add(3 * time.Microsecond)
 	if small.quantile(0.5) != 3*time.Microsecond {
 		t.Errorf("small = %v", small.quantile(0.5))
+	}
+}
+
+// A publisher that joined but failed to publish counts once, as a join
+// failure, so that one that never joined still shows as not joined.
+func TestReportCountsPublishFailureOnce(t *testing.T) {
+	r := &runner{cfg: Config{Publishers: 2, SignalingOnly: true, Log: slog.New(slog.DiscardHandler)},
+		keyframes: map[string]chan struct{}{}}
+	start := time.Now()
+	p := &participant{run: r, publisher: true, c: &client.Client{}, dialStart: start, joinedAt: start}
+	r.recordJoin(context.Background(), p, errors.New("publish: refused"))
+	rep := r.report(start, start, start)
+	if rep.Joined != 0 || rep.JoinFailed != 1 || rep.NotJoined != 1 {
+		t.Errorf("joined %d, join failed %d, not joined %d; want 0, 1, 1", rep.Joined, rep.JoinFailed, rep.NotJoined)
 	}
 }
