@@ -145,20 +145,31 @@ func (r *runner) waitSenders() {
 }
 
 // closeAll leaves with every participant, many at a time.
+// After closeBudget the rest drop their connections without saying leave:
+// each leave may wait seconds on an unresponsive server, and the run must
+// end soon after its duration however many participants it has.
 func (r *runner) closeAll() {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
+	deadline := time.Now().Add(closeBudget)
 	for _, p := range r.participants() {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			p.c.Close()
+			if time.Now().Before(deadline) {
+				p.c.Close()
+			} else {
+				p.c.Abort()
+			}
 		}()
 	}
 	wg.Wait()
 }
+
+// closeBudget bounds the time spent leaving politely.
+const closeBudget = 10 * time.Second
 
 func (r *runner) markMediaStart(t time.Time) {
 	r.mediaStart.CompareAndSwap(0, t.UnixNano())
