@@ -19,27 +19,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // A short run against an in-process server: every subscriber gets every
 // publisher's audio and video with nothing lost.
 func TestShortRunDeliversEverything(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{})
-	cfg := Defaults()
-	cfg.URL = srv.URL()
-	cfg.Publishers, cfg.Subscribers = 2, 5
-	cfg.Duration = 5 * time.Second
-	cfg.VideoBitrate = 500_000
-	cfg.APIKey, cfg.APISecret = auth.DevAPIKey, auth.DevAPISecret
 	var progress bytes.Buffer
-	cfg.Progress = &progress
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var summary strings.Builder
-	if err := rep.WriteSummary(&summary); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("progress:\n%s\nsummary:\n%s", progress.String(), summary.String())
-	if err := rep.Check(); err != nil {
-		t.Fatalf("check: %v", err)
-	}
+	rep := runChecked(t, func(cfg *Config) {
+		cfg.Publishers, cfg.Subscribers = 2, 5
+		cfg.Duration = 5 * time.Second
+		cfg.VideoBitrate = 500_000
+		cfg.Progress = &progress
+	})
+	t.Logf("progress:\n%s", progress.String())
 	if rep.Joined != 7 || rep.LostPackets != 0 || rep.Duplicates != 0 {
 		t.Errorf("joined %d, lost %d, duplicates %d; want 7, 0, 0", rep.Joined, rep.LostPackets, rep.Duplicates)
 	}
@@ -69,26 +56,12 @@ func TestShortRunDeliversEverything(t *testing.T) {
 // With --max-subscriptions 1 every participant, publishers included,
 // receives exactly one publisher's audio, whole.
 func TestMaxSubscriptionsLimitsWhatEachReceives(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{})
-	cfg := Defaults()
-	cfg.URL = srv.URL()
-	cfg.Publishers, cfg.Subscribers = 3, 2
-	cfg.MaxSubscriptions = 1
-	cfg.Video = false
-	cfg.Duration = 3 * time.Second
-	cfg.APIKey, cfg.APISecret = auth.DevAPIKey, auth.DevAPISecret
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var summary strings.Builder
-	if err := rep.WriteSummary(&summary); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("summary:\n%s", summary.String())
-	if err := rep.Check(); err != nil {
-		t.Fatalf("check: %v", err)
-	}
+	rep := runChecked(t, func(cfg *Config) {
+		cfg.Publishers, cfg.Subscribers = 3, 2
+		cfg.MaxSubscriptions = 1
+		cfg.Video = false
+		cfg.Duration = 3 * time.Second
+	})
 	// Every participant received something (Check counts those that did
 	// not), and five received five tracks in all: one each. Without the
 	// limit it would be 3×2 + 2×3 = 12.
@@ -101,4 +74,28 @@ func TestMaxSubscriptionsLimitsWhatEachReceives(t *testing.T) {
 	if len(rep.Errors) != 0 {
 		t.Errorf("errors: %v", rep.Errors)
 	}
+}
+
+// runChecked runs a load test against a fresh in-process server, logs its
+// summary and fails the test if the report's own checks fail.
+func runChecked(t *testing.T, adjust func(*Config)) *Report {
+	t.Helper()
+	srv := testserver.Start(t, testserver.Options{})
+	cfg := Defaults()
+	cfg.URL = srv.URL()
+	cfg.APIKey, cfg.APISecret = auth.DevAPIKey, auth.DevAPISecret
+	adjust(&cfg)
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary strings.Builder
+	if err := rep.WriteSummary(&summary); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary:\n%s", summary.String())
+	if err := rep.Check(); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	return rep
 }
