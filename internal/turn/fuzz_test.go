@@ -20,19 +20,23 @@ import (
 // The fuzz targets share fixed credentials so that seeds carrying a valid
 // MESSAGE-INTEGRITY stay valid.
 var (
-	fuzzNow   = time.Unix(1_800_000_000, 0)
-	fuzzCreds = &Credentials{Secret: "fuzz", TTL: time.Hour, Now: func() time.Time { return fuzzNow }}
-	fuzzCred  = fuzzCreds.Mint("alice")
-	fuzzKey   = stun.NewLongTermIntegrity(fuzzCred.Username, "quartet", fuzzCred.Password)
-	fuzzSrc   = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	fuzzNow     = time.Unix(1_800_000_000, 0)
+	fuzzCreds   = &Credentials{Secret: "fuzz", TTL: time.Hour, Now: func() time.Time { return fuzzNow }}
+	fuzzCred    = fuzzCreds.Mint("alice")
+	fuzzKey     = stun.NewLongTermIntegrity(fuzzCred.Username, "quartet", fuzzCred.Password)
+	fuzzSrc     = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} // has an allocation
+	fuzzNoAlloc = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40001}
 )
 
 const fuzzMaxLifetime = time.Minute
 
 func fuzzGuard() *guard {
+	allocs := newAllocTable()
+	allocs.created(fuzzSrc)
 	return &guard{creds: fuzzCreds, realm: "quartet", policy: NewPolicy(nil, nil, nil),
 		maxLifetime: fuzzMaxLifetime, sources: newSourceLimiter(math.Inf(1), 1, 1000),
-		udp: true, m: newMetrics(prometheus.NewRegistry()).forTransport("udp"), log: slog.New(slog.DiscardHandler)}
+		udp: true, allocs: allocs, m: newMetrics(prometheus.NewRegistry()).forTransport("udp"),
+		log: slog.New(slog.DiscardHandler)}
 }
 
 // fuzzSeeds are valid frames of each kind the guard treats differently.
@@ -49,10 +53,15 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		build(t, stun.NewType(stun.MethodAllocate, stun.ClassRequest), requestedTransport(17), stun.Fingerprint).Raw,
 		req(stun.MethodAllocate, requestedTransport(17)),
 		req(stun.MethodAllocate, requestedTransport(17), lifetime(3000)),
+		req(stun.MethodAllocate, requestedTransport(protoTCP)),
 		req(stun.MethodRefresh, lifetime(86400)),
 		req(stun.MethodChannelBind, channelNumber(0x4000), refused),
 		req(stun.MethodChannelBind, channelNumber(0x4001), mapped),
 		req(stun.MethodChannelBind, channelNumber(0x4002), public),
+		req(stun.MethodChannelBind, channelNumber(0x3fff), public),
+		req(stun.MethodChannelBind, channelNumber(0x5000), public),
+		req(stun.MethodRefresh),
+		req(stun.MethodConnect, public),
 		req(stun.MethodCreatePermission, refused),
 		req(stun.MethodConnectionBind, stun.RawAttribute{Type: stun.AttrConnectionID, Value: []byte{0, 0, 0, 1}}),
 		build(t, stun.BindingRequest).Raw,
@@ -72,44 +81,69 @@ func FuzzGuardInspect(f *testing.F) {
 	g := fuzzGuard()
 	maxSecs := uint32(fuzzMaxLifetime / time.Second)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		in := append([]byte(nil), b...)
-		var replies [][]byte
-		out, v := g.inspect(b, fuzzSrc, func(r []byte) { replies = append(replies, append([]byte(nil), r...)) })
-		if !bytes.Equal(b, in) {
-			t.Fatal("inspect modified its input")
-		}
-		switch v {
-		case pass:
-			if out == nil && len(b) > 0 {
-				t.Fatal("verdict pass with a nil frame")
-			}
-			if len(replies) != 0 {
-				t.Fatal("verdict pass, but the guard replied too")
-			}
-			if !bytes.Equal(out, b) {
-				checkRewrite(t, b, out, maxSecs)
-			}
-		case replied:
-			if len(replies) != 1 {
-				t.Fatalf("verdict replied with %d replies", len(replies))
-			}
-			res := &stun.Message{Raw: replies[0]}
-			if err := res.Decode(); err != nil {
-				t.Fatalf("the guard's reply does not decode: %v", err)
-			}
-			req := &stun.Message{Raw: in}
-			_ = req.Decode()
-			if res.TransactionID != req.TransactionID || errorCode(res) != stun.CodeForbidden {
-				t.Fatalf("reply %v to %v", res, req)
-			}
-		case drop:
-			if len(replies) != 0 {
-				t.Fatal("verdict drop, but the guard replied")
-			}
-		default:
-			t.Fatalf("unknown verdict %d", v)
+		// From a client with an allocation and from one without.
+		for _, src := range []net.Addr{fuzzSrc, fuzzNoAlloc} {
+			checkInspect(t, g, b, src, maxSecs)
 		}
 	})
+}
+
+// checkInspect checks the guard's verdict on b from src.
+func checkInspect(t *testing.T, g *guard, b []byte, src net.Addr, maxSecs uint32) {
+	t.Helper()
+	in := append([]byte(nil), b...)
+	var replies [][]byte
+	out, v := g.inspect(b, src, func(r []byte) { replies = append(replies, append([]byte(nil), r...)) })
+	if !bytes.Equal(b, in) {
+		t.Fatal("inspect modified its input")
+	}
+	switch v {
+	case pass:
+		if out == nil && len(b) > 0 {
+			t.Fatal("verdict pass with a nil frame")
+		}
+		if len(replies) != 0 {
+			t.Fatal("verdict pass, but the guard replied too")
+		}
+		if !bytes.Equal(out, b) {
+			checkRewrite(t, b, out, maxSecs)
+		}
+	case replied:
+		if len(replies) != 1 {
+			t.Fatalf("verdict replied with %d replies", len(replies))
+		}
+		checkReply(t, in, replies[0])
+	case drop:
+		if len(replies) != 0 {
+			t.Fatal("verdict drop, but the guard replied")
+		}
+	default:
+		t.Fatalf("unknown verdict %d", v)
+	}
+}
+
+// checkReply checks an answer of the guard's own: an error response to
+// the request, with one of the guard's codes, signed with the client's
+// key (the guard answers only requests that authenticate).
+func checkReply(t *testing.T, in, reply []byte) {
+	t.Helper()
+	res := &stun.Message{Raw: reply}
+	if err := res.Decode(); err != nil {
+		t.Fatalf("the guard's reply does not decode: %v", err)
+	}
+	req := &stun.Message{Raw: in}
+	_ = req.Decode()
+	if res.TransactionID != req.TransactionID || res.Type != stun.NewType(req.Type.Method, stun.ClassErrorResponse) {
+		t.Fatalf("reply %v to %v", res, req)
+	}
+	switch code := errorCode(res); code {
+	case stun.CodeBadRequest, stun.CodeForbidden, stun.CodeAllocMismatch, stun.CodeAddrFamilyNotSupported:
+	default:
+		t.Fatalf("reply with code %d to %v", code, req)
+	}
+	if err := fuzzKey.Check(res); err != nil {
+		t.Fatalf("reply fails MESSAGE-INTEGRITY: %v", err)
+	}
 }
 
 // checkRewrite checks a frame the guard rewrote: the same request, every

@@ -24,7 +24,12 @@ import (
 //   - an Allocate pion would mishandle gets the RFC's answer: a TCP relay
 //     asked for over UDP gets 400 (RFC 6062 section 5.1; pion would grant
 //     it, and a later Connect would block the UDP listener while it dials),
-//     an IPv6 relay without turn.relay_ip6 gets 440 (RFC 6156; pion: 508).
+//     an IPv6 relay without turn.relay_ip6 gets 440 (RFC 6156; pion: 508);
+//   - Refresh, CreatePermission, ChannelBind and Connect from a client
+//     without an allocation get 437 (RFC 8656 section 5; pion sends
+//     nothing, and the client retransmits until it gives up);
+//   - a ChannelBind for a channel outside 0x4000-0x4FFF gets 400 (RFC 8656
+//     section 11.2; pion binds any number).
 //
 // ChannelData, indications and responses pass untouched.
 type guard struct {
@@ -35,6 +40,7 @@ type guard struct {
 	sources     *sourceLimiter // nil for TCP and TLS: no answer is limited
 	udp         bool           // the listener is UDP
 	ipv6        bool           // IPv6 relays are configured
+	allocs      *allocTable    // the clients pion holds an allocation for
 	m           *transportMetrics
 	log         *slog.Logger
 }
@@ -80,28 +86,72 @@ func (g *guard) inspect(b []byte, src net.Addr, reply func([]byte)) ([]byte, ver
 		}
 		return b, pass
 	}
-	switch msg.Type.Method {
-	case stun.MethodChannelBind:
-		if peer, refused := g.refusedPeer(msg); refused {
-			g.m.deniedPermission.Inc()
-			g.log.Info("peer refused by relay policy", "transport", g.m.name, "client", src, "peer", peer)
-			reply(errorResponse(msg, stun.CodeForbidden, key))
-			return nil, replied
-		}
-	case stun.MethodAllocate:
-		if code, refuse := g.refuseAllocate(msg); refuse {
-			reply(errorResponse(msg, code, key))
-			return nil, replied
-		}
-		if out, rewritten := g.capLifetime(msg, key); rewritten {
-			return out, pass
-		}
-	case stun.MethodRefresh:
+	if code, refuse := g.refuse(msg, src); refuse {
+		reply(errorResponse(msg, code, key))
+		return nil, replied
+	}
+	if m := msg.Type.Method; m == stun.MethodAllocate || m == stun.MethodRefresh {
 		if out, rewritten := g.capLifetime(msg, key); rewritten {
 			return out, pass
 		}
 	}
 	return b, pass
+}
+
+// refuse returns the error for an authenticated request the guard answers
+// itself. A request that needs an allocation is checked for one first, as
+// RFC 8656 section 5 orders it. ConnectionBind needs none: it comes on a
+// new connection (RFC 6062 section 5.4).
+func (g *guard) refuse(msg *stun.Message, src net.Addr) (stun.ErrorCode, bool) {
+	switch msg.Type.Method {
+	case stun.MethodAllocate:
+		return g.refuseAllocate(msg)
+	case stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodConnect:
+		return stun.CodeAllocMismatch, !g.allocs.has(src)
+	case stun.MethodChannelBind:
+		if !g.allocs.has(src) {
+			return stun.CodeAllocMismatch, true
+		}
+		return g.refuseChannelBind(msg, src)
+	}
+	return 0, false
+}
+
+// refuseChannelBind answers a channel number out of range with 400, then
+// a peer the policy refuses with 403: malformed before forbidden, as in
+// RFC 8656 section 11.2.
+func (g *guard) refuseChannelBind(msg *stun.Message, src net.Addr) (stun.ErrorCode, bool) {
+	if badChannel(msg) {
+		return stun.CodeBadRequest, true
+	}
+	if peer, refused := g.refusedPeer(msg); refused {
+		g.m.deniedPermission.Inc()
+		g.log.Info("peer refused by relay policy", "transport", g.m.name, "client", src, "peer", peer)
+		return stun.CodeForbidden, true
+	}
+	return 0, false
+}
+
+// The channel numbers a ChannelBind may ask for (RFC 8656 section 12).
+// RFC 5766 allowed up to 0x7FFF; RFC 8656 reserves 0x5000 and above so that
+// the first byte of ChannelData stays in the range RFC 7983 gives TURN
+// when it is told apart from DTLS and SRTP.
+const (
+	minChannel = 0x4000
+	maxChannel = 0x4fff
+)
+
+// badChannel reports a CHANNEL-NUMBER outside the allowed range. pion
+// binds any number; below 0x4000 or above 0x7FFF it would not even take
+// the client's ChannelData for ChannelData. A missing or malformed
+// attribute is left to pion, which answers 400.
+func badChannel(msg *stun.Message) bool {
+	v, err := msg.Get(stun.AttrChannelNumber)
+	if err != nil || len(v) != 4 {
+		return false
+	}
+	n := binary.BigEndian.Uint16(v)
+	return n < minChannel || n > maxChannel
 }
 
 func classOf(b []byte) stun.MessageClass {

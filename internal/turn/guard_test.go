@@ -530,3 +530,126 @@ func TestTCPRelayOverUDPRefused(t *testing.T) {
 		t.Fatalf("%d allocations after the refusal", n)
 	}
 }
+
+// TestChannelBindNumberRange: RFC 8656 allows channels 0x4000-0x4FFF
+// (section 12) and answers a ChannelBind for any other number with 400
+// (section 11.2). pion binds whatever number it is given, and installs a
+// permission for the peer with it.
+func TestChannelBindNumberRange(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			s := startTURN(t, allowLoopback)
+			c := dialRaw(t, tr.network, tr.addr(s), "alice")
+			c.start()
+			if code := errorCode(c.allocate()); code != 0 {
+				t.Fatalf("allocate: error %d", code)
+			}
+			bind := func(channel uint16, want stun.ErrorCode) *net.UDPConn {
+				t.Helper()
+				// A peer for each channel: pion refuses a second channel
+				// to the same peer with 400 whatever the number.
+				pc := udpSocket(t)
+				res := c.request(stun.MethodChannelBind, channelNumber(channel), udpPeerAddr(pc.LocalAddr()))
+				if code := errorCode(res); code != want {
+					t.Errorf("ChannelBind for channel %#04x: code %d, want %d", channel, code, want)
+				}
+				if err := c.key.Check(res); err != nil {
+					t.Errorf("answer to ChannelBind for channel %#04x is not signed with the client's key: %v", channel, err)
+				}
+				return pc
+			}
+			// A refused ChannelBind leaves no permission behind. Permissions
+			// are per IP address, so this is checked before any bind
+			// succeeds.
+			var waits []func() int
+			for _, channel := range []uint16{0x0000, 0x3fff, 0x5000, 0x7fff, 0xffff} {
+				pc := bind(channel, stun.CodeBadRequest)
+				waits = append(waits, receiveAsync(pc, 300*time.Millisecond))
+				c.send(build(t, stun.NewType(stun.MethodSend, stun.ClassIndication), udpPeerAddr(pc.LocalAddr()),
+					stun.RawAttribute{Type: stun.AttrData, Value: []byte("should not arrive")}).Raw)
+			}
+			for _, wait := range waits {
+				if n := wait(); n != 0 {
+					t.Errorf("%d packets reached a peer whose ChannelBind was refused", n)
+				}
+			}
+			for _, channel := range []uint16{0x4000, 0x4fff} {
+				bind(channel, 0)
+			}
+		})
+	}
+}
+
+// TestRequestWithoutAllocation: a request other than Allocate on a 5-tuple
+// without an allocation gets 437 Allocation Mismatch (RFC 8656 section 5),
+// signed like any answer to an authenticated request. pion sends nothing,
+// and the client retransmits until it gives up. A 5-tuple loses its
+// allocation to Refresh with LIFETIME 0 or to expiry, and a new Allocate
+// gives it one again.
+func TestRequestWithoutAllocation(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			s, reg := startTURNReg(t, allowLoopback)
+			c := dialRaw(t, tr.network, tr.addr(s), "alice")
+			c.start()
+			p := udpPeerAddr(udpSocket(t).LocalAddr())
+			ok := func(step string, res *stun.Message) {
+				t.Helper()
+				if code := errorCode(res); code != 0 {
+					t.Fatalf("%s: error %d", step, code)
+				}
+			}
+			mismatch := func(step string, method stun.Method, attrs ...stun.Setter) {
+				t.Helper()
+				res := c.request(method, attrs...)
+				if code := errorCode(res); code != stun.CodeAllocMismatch {
+					t.Fatalf("%s: %v got code %d, want 437", step, method, code)
+				}
+				if err := c.key.Check(res); err != nil {
+					t.Fatalf("%s: 437 to %v is not signed with the client's key: %v", step, method, err)
+				}
+			}
+
+			ok("allocate", c.allocate())
+			ok("Refresh with LIFETIME 0", c.request(stun.MethodRefresh, lifetime(0)))
+			mismatch("after Refresh with LIFETIME 0", stun.MethodRefresh)
+			mismatch("after Refresh with LIFETIME 0", stun.MethodRefresh, lifetime(0)) // a retransmitted delete
+			mismatch("after Refresh with LIFETIME 0", stun.MethodCreatePermission, p)
+			mismatch("after Refresh with LIFETIME 0", stun.MethodChannelBind, channelNumber(0x4000), p)
+
+			ok("allocate again", c.allocate(lifetime(1)))
+			ok("Refresh of the new allocation", c.request(stun.MethodRefresh, lifetime(1)))
+			ok("CreatePermission on the new allocation", c.request(stun.MethodCreatePermission, p))
+			// The gauge falls after the guard has heard of the deletion.
+			eventually(t, func() bool {
+				return metric(t, reg, "quartet_turn_allocations", map[string]string{"transport": tr.name}) == 0
+			}, "the allocation did not expire")
+			mismatch("after expiry", stun.MethodRefresh)
+		})
+	}
+}
+
+// TestRequestBeforeAllocate: the same 437 before any Allocate.
+func TestRequestBeforeAllocate(t *testing.T) {
+	t.Parallel()
+	s := startTURN(t, allowLoopback)
+	c := dialRaw(t, "udp4", s.UDPAddr(), "alice")
+	c.start()
+	p := udpPeerAddr(udpSocket(t).LocalAddr())
+	for _, m := range []struct {
+		method stun.Method
+		attrs  []stun.Setter
+	}{
+		{stun.MethodRefresh, nil},
+		{stun.MethodCreatePermission, []stun.Setter{p}},
+		{stun.MethodChannelBind, []stun.Setter{channelNumber(0x4000), p}},
+	} {
+		if code := errorCode(c.request(m.method, m.attrs...)); code != stun.CodeAllocMismatch {
+			t.Errorf("%v without an allocation: code %d, want 437", m.method, code)
+		}
+	}
+}

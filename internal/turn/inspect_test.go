@@ -85,6 +85,92 @@ func TestGuardInspect(t *testing.T) {
 	}
 }
 
+// TestGuardRefuses checks the requests the guard answers itself, and the
+// order of its checks.
+func TestGuardRefuses(t *testing.T) {
+	t.Parallel()
+	auth := func(method stun.Method, attrs ...stun.Setter) []byte {
+		s := append([]stun.Setter{stun.NewType(method, stun.ClassRequest)}, attrs...)
+		s = append(s, stun.NewUsername(fuzzCred.Username), stun.NewRealm("quartet"), stun.NewNonce("n"), fuzzKey, stun.Fingerprint)
+		return build(t, s...).Raw
+	}
+	refused := peerAddress(netip.MustParseAddrPort("127.0.0.1:5000"))
+	public := peerAddress(netip.MustParseAddrPort("8.8.8.8:5000"))
+	for _, tc := range []struct {
+		name string
+		src  net.Addr
+		b    []byte
+		code stun.ErrorCode // 0: passed to pion
+	}{
+		{"ChannelBind 0x3FFF", fuzzSrc, auth(stun.MethodChannelBind, channelNumber(0x3fff), public), stun.CodeBadRequest},
+		{"ChannelBind 0x4000", fuzzSrc, auth(stun.MethodChannelBind, channelNumber(0x4000), public), 0},
+		{"ChannelBind 0x4FFF", fuzzSrc, auth(stun.MethodChannelBind, channelNumber(0x4fff), public), 0},
+		{"ChannelBind 0x5000", fuzzSrc, auth(stun.MethodChannelBind, channelNumber(0x5000), public), stun.CodeBadRequest},
+		{"ChannelBind 0xFFFF", fuzzSrc, auth(stun.MethodChannelBind, channelNumber(0xffff), public), stun.CodeBadRequest},
+		{"ChannelBind, bad channel before refused peer", fuzzSrc, auth(stun.MethodChannelBind, channelNumber(0x3fff), refused), stun.CodeBadRequest},
+		{"ChannelBind, short CHANNEL-NUMBER (pion's 400)", fuzzSrc, auth(stun.MethodChannelBind,
+			stun.RawAttribute{Type: stun.AttrChannelNumber, Value: []byte{0x3f, 0xff}}, public), 0},
+		{"Refresh without allocation", fuzzNoAlloc, auth(stun.MethodRefresh), stun.CodeAllocMismatch},
+		{"Refresh delete without allocation", fuzzNoAlloc, auth(stun.MethodRefresh, lifetime(0)), stun.CodeAllocMismatch},
+		{"CreatePermission without allocation", fuzzNoAlloc, auth(stun.MethodCreatePermission, public), stun.CodeAllocMismatch},
+		{"ChannelBind without allocation, before its own checks", fuzzNoAlloc,
+			auth(stun.MethodChannelBind, channelNumber(0x3fff), refused), stun.CodeAllocMismatch},
+		{"Connect without allocation", fuzzNoAlloc, auth(stun.MethodConnect, public), stun.CodeAllocMismatch},
+		{"Allocate without allocation", fuzzNoAlloc, auth(stun.MethodAllocate, requestedTransport(17)), 0},
+		{"ConnectionBind without allocation", fuzzNoAlloc, auth(stun.MethodConnectionBind,
+			stun.RawAttribute{Type: stun.AttrConnectionID, Value: []byte{0, 0, 0, 1}}), 0},
+		{"Refresh without allocation, unauthenticated (pion's 401)", fuzzNoAlloc,
+			build(t, stun.NewType(stun.MethodRefresh, stun.ClassRequest)).Raw, 0},
+		{"Refresh with allocation", fuzzSrc, auth(stun.MethodRefresh), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var replies [][]byte
+			out, v := fuzzGuard().inspect(tc.b, tc.src, func(r []byte) { replies = append(replies, r) })
+			if tc.code == 0 {
+				if v != pass || !bytes.Equal(out, tc.b) || len(replies) != 0 {
+					t.Fatalf("verdict %d with %d replies, want the frame passed unchanged", v, len(replies))
+				}
+				return
+			}
+			if v != replied || len(replies) != 1 {
+				t.Fatalf("verdict %d with %d replies, want one reply", v, len(replies))
+			}
+			checkReply(t, tc.b, replies[0])
+			res := &stun.Message{Raw: replies[0]}
+			_ = res.Decode()
+			if code := errorCode(res); code != tc.code {
+				t.Fatalf("code %d, want %d", code, tc.code)
+			}
+		})
+	}
+}
+
+// TestAllocTable: a deletion reported after the next creation for the same
+// client leaves the newer allocation known.
+func TestAllocTable(t *testing.T) {
+	t.Parallel()
+	a := newAllocTable()
+	udp := &net.UDPAddr{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 5000}
+	same := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5000}
+	if a.has(udp) {
+		t.Fatal("empty table has a client")
+	}
+	a.created(udp)
+	if !a.has(same) {
+		t.Fatal("the same client, its address written another way, is unknown")
+	}
+	a.created(udp) // the next allocation, reported before the old one's deletion
+	a.deleted(udp)
+	if !a.has(udp) {
+		t.Fatal("a late deletion hid the newer allocation")
+	}
+	a.deleted(udp)
+	a.deleted(udp) // pion reports no deletion twice, but one must not go negative
+	if a.has(udp) || len(a.count) != 0 {
+		t.Fatalf("table after all deletions: %v", a.count)
+	}
+}
+
 func TestSourceLimiter(t *testing.T) {
 	t.Parallel()
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")

@@ -117,8 +117,9 @@ func ownAddrs(cfg Config, udp net.PacketConn, tcp, tlsLn net.Listener) []netip.A
 }
 
 func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m *transportMetrics) error {
-	g := s.newGuard(cfg, policy, sources, m)
-	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, pionturn.ServerConfig{
+	allocs := newAllocTable()
+	g := s.newGuard(cfg, policy, sources, allocs, m)
+	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, allocs, pionturn.ServerConfig{
 		PacketConnConfigs: []pionturn.PacketConnConfig{{
 			PacketConn:            &guardedPacketConn{PacketConn: s.udp, g: g},
 			RelayAddressGenerator: newRelayGenerator(cfg, policy, s.quota, m),
@@ -136,11 +137,12 @@ func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m 
 // source cannot be spoofed, so it is no amplification vector, and a client
 // whose request got no answer would wait forever (TCP does not retransmit).
 func (s *Server) startStream(cfg Config, ln net.Listener, policy *Policy, m *transportMetrics) (*guardedListener, error) {
-	gl := &guardedListener{Listener: ln, g: s.newGuard(cfg, policy, nil, m), max: int64(cfg.MaxConnections),
+	allocs := newAllocTable()
+	gl := &guardedListener{Listener: ln, g: s.newGuard(cfg, policy, nil, allocs, m), max: int64(cfg.MaxConnections),
 		shortTimeout: 10 * time.Second, idleTimeout: cfg.MaxAllocationLifetime + 30*time.Second,
 		open: &s.streams, log: s.log,
 		conns: map[*guardedConn]struct{}{}}
-	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, pionturn.ServerConfig{
+	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, allocs, pionturn.ServerConfig{
 		ListenerConfigs: []pionturn.ListenerConfig{{
 			Listener:              gl,
 			RelayAddressGenerator: newRelayGenerator(cfg, policy, s.quota, m),
@@ -154,8 +156,9 @@ func (s *Server) startStream(cfg Config, ln net.Listener, policy *Policy, m *tra
 	return gl, nil
 }
 
-// serverConfig fills what every transport's pion server shares.
-func (s *Server) serverConfig(cfg Config, m *transportMetrics, sc pionturn.ServerConfig) pionturn.ServerConfig {
+// serverConfig fills what every transport's pion server shares. allocs
+// follows the transport's allocations for its guard.
+func (s *Server) serverConfig(cfg Config, m *transportMetrics, allocs *allocTable, sc pionturn.ServerConfig) pionturn.ServerConfig {
 	sc.Realm = cfg.Realm
 	sc.LoggerFactory = pionlog.Factory{Log: s.log.With("transport", m.name)}
 	sc.AllocationLifetime = cfg.AllocationLifetime
@@ -171,10 +174,12 @@ func (s *Server) serverConfig(cfg Config, m *transportMetrics, sc pionturn.Serve
 	}
 	sc.EventHandler = pionturn.EventHandler{
 		OnAllocationCreated: func(src, _ net.Addr, _, user, _ string, relay net.Addr, _ int) {
+			allocs.created(src)
 			m.allocations.Inc()
 			s.log.Debug("allocation created", "transport", m.name, "client", src, "user", user, "relay", relay)
 		},
 		OnAllocationDeleted: func(src, _ net.Addr, _, user, _ string) {
+			allocs.deleted(src) // before the gauge falls: tests wait for the gauge
 			m.allocations.Dec()
 			s.log.Debug("allocation deleted", "transport", m.name, "client", src, "user", user)
 		},
@@ -195,9 +200,9 @@ func permissionHandler(policy *Policy, m *transportMetrics, log *slog.Logger) pi
 	}
 }
 
-func (s *Server) newGuard(cfg Config, policy *Policy, sources *sourceLimiter, m *transportMetrics) *guard {
+func (s *Server) newGuard(cfg Config, policy *Policy, sources *sourceLimiter, allocs *allocTable, m *transportMetrics) *guard {
 	return &guard{creds: cfg.Credentials, realm: cfg.Realm, policy: policy, maxLifetime: cfg.MaxAllocationLifetime,
-		sources: sources, udp: sources != nil, ipv6: cfg.RelayIP6.IsValid(), m: m, log: s.log}
+		sources: sources, udp: sources != nil, ipv6: cfg.RelayIP6.IsValid(), allocs: allocs, m: m, log: s.log}
 }
 
 func newRelayGenerator(cfg Config, policy *Policy, q *quota, m *transportMetrics) *relayGenerator {
