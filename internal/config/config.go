@@ -14,18 +14,25 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+	"github.com/quartet-rtc/quartet/internal/sfu"
+	"github.com/quartet-rtc/quartet/internal/signal"
 )
 
-// Config is the whole server configuration. Every field has a yaml tag; the
-// environment variable names are derived from those tags (see env.go).
+// Config is the whole server configuration. Each role owns the type of its
+// own section (sfu.Config, signal.Config, room.Config, ...), settings only;
+// what a role needs at run time besides settings comes in its Deps. Every
+// field has a yaml tag; the environment variable names are derived from
+// those tags (see env.go).
 type Config struct {
 	Log    LogConfig    `yaml:"log"`
 	HTTP   HTTPConfig   `yaml:"http"`
-	Media  MediaConfig  `yaml:"media"`
-	Auth   AuthConfig   `yaml:"auth"`
-	Signal SignalConfig `yaml:"signal"`
-	Room   RoomConfig   `yaml:"room"`
-	TURN   TURNConfig   `yaml:"turn"`
+	Media  sfu.Config    `yaml:"media"`
+	Auth   AuthConfig    `yaml:"auth"`
+	Signal signal.Config `yaml:"signal"`
+	Room   room.Config   `yaml:"room"`
+	TURN   TURNConfig    `yaml:"turn"`
 
 	// Role is what the process runs: RoleAll for `quartet serve`, RoleTURN
 	// for `quartet turn`. It is set by the command, not by configuration.
@@ -53,44 +60,10 @@ type HTTPConfig struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
-// MediaConfig controls the WebRTC media transport.
-type MediaConfig struct {
-	UDPHost         string   `yaml:"udp_host"`         // address the single ICE UDP socket binds to
-	UDPPort         int      `yaml:"udp_port"`         // one UDP port, ICE-muxed, for all peer connections; 0 = random
-	PublicIPs       []string `yaml:"public_ips"`       // advertised instead of local IPs (1:1 NAT)
-	LoopbackOnly    bool     `yaml:"loopback_only"`    // offer only loopback ICE candidates
-	PacketCache     int      `yaml:"packet_cache"`     // packets kept per video track for NACK
-	SubscriberQueue int      `yaml:"subscriber_queue"` // packets queued per subscriber before dropping
-}
-
 // AuthConfig holds API keys. No keys means dev mode.
 type AuthConfig struct {
 	Keys     map[string]string `yaml:"keys"`      // API key name -> secret
 	TokenTTL time.Duration     `yaml:"token_ttl"` // lifetime of tokens minted by the dev endpoint and CLI
-}
-
-// SignalConfig limits the signaling WebSocket.
-type SignalConfig struct {
-	MaxMessageBytes int64         `yaml:"max_message_bytes"`
-	RatePerSecond   float64       `yaml:"rate_per_second"`
-	RateBurst       int           `yaml:"rate_burst"`
-	JoinTimeout     time.Duration `yaml:"join_timeout"`
-	PingInterval    time.Duration `yaml:"ping_interval"`
-	MaxConnections  int           `yaml:"max_connections"`
-	WriteTimeout    time.Duration `yaml:"write_timeout"`
-	// ResumeTimeout is how long a participant whose connection dropped is
-	// kept for its client to resume the session.
-	ResumeTimeout time.Duration `yaml:"resume_timeout"`
-	// AllowedOrigins are the other web origins (host patterns such as
-	// "app.example.com" or "*.example.com") whose pages may open signaling
-	// connections; the server's own origin is always allowed.
-	AllowedOrigins []string `yaml:"allowed_origins"`
-}
-
-// RoomConfig controls room lifetimes and sizes.
-type RoomConfig struct {
-	EmptyTimeout    time.Duration `yaml:"empty_timeout"`
-	MaxParticipants int           `yaml:"max_participants"`
 }
 
 // TURNConfig controls the built-in STUN/TURN server.
@@ -137,7 +110,7 @@ func Default() Config {
 	return Config{
 		Log:  LogConfig{Level: "info", Format: "text"},
 		HTTP: HTTPConfig{Addr: "127.0.0.1:8080", ShutdownTimeout: 5 * time.Second},
-		Media: MediaConfig{
+		Media: sfu.Config{
 			UDPHost:         "127.0.0.1",
 			UDPPort:         7882,
 			LoopbackOnly:    true,
@@ -145,7 +118,7 @@ func Default() Config {
 			SubscriberQueue: 1024,
 		},
 		Auth: AuthConfig{TokenTTL: 6 * time.Hour},
-		Signal: SignalConfig{
+		Signal: signal.Config{
 			MaxMessageBytes: 65536,
 			RatePerSecond:   50,
 			RateBurst:       200,
@@ -155,7 +128,7 @@ func Default() Config {
 			WriteTimeout:    5 * time.Second,
 			ResumeTimeout:   15 * time.Second,
 		},
-		Room: RoomConfig{EmptyTimeout: 10 * time.Second, MaxParticipants: 100},
+		Room: room.Config{EmptyTimeout: 10 * time.Second, MaxParticipants: 100},
 		TURN: TURNConfig{
 			Enabled:               true,
 			Host:                  "127.0.0.1",

@@ -12,7 +12,7 @@ import (
 // admin serves the admin REST API; every call needs a token with the admin
 // grant, sent as "Authorization: Bearer TOKEN".
 type admin struct {
-	rooms    *room.Manager
+	rooms    Rooms
 	verifier *auth.Verifier
 	log      *slog.Logger
 }
@@ -43,12 +43,12 @@ func (a *admin) listRooms(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *admin) listParticipants(w http.ResponseWriter, r *http.Request) {
-	rm := a.rooms.Get(r.PathValue("room"))
-	if rm == nil {
+	info, participants, ok := a.rooms.Describe(r.PathValue("room"))
+	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", "no such room")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"room": rm.Info(), "participants": rm.Participants()})
+	writeJSON(w, http.StatusOK, map[string]any{"room": info, "participants": participants})
 }
 
 func (a *admin) closeRoom(w http.ResponseWriter, r *http.Request) {

@@ -15,10 +15,18 @@ import (
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
+// Rooms is what the admin API asks of the rooms; *room.Manager implements it.
+type Rooms interface {
+	List() []room.Info
+	Describe(name string) (room.Info, []room.ParticipantInfo, bool)
+	CloseRoom(name, reason string) bool
+	Remove(roomName, identity string) bool
+}
+
 // Deps are what the application server serves.
 type Deps struct {
 	Log      *slog.Logger
-	Rooms    *room.Manager
+	Rooms    Rooms
 	Verifier *auth.Verifier
 	Signal   http.Handler // the native signaling WebSocket
 	Metrics  http.Handler // Prometheus exposition

@@ -10,35 +10,57 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Config holds the room limits.
+// Config holds the room limits (the room section of the configuration
+// file; see docs/configuration.md).
 type Config struct {
 	// EmptyTimeout is how long an empty room lives on, so that a participant
 	// who reloads the page finds the same room.
-	EmptyTimeout    time.Duration
-	MaxParticipants int
+	EmptyTimeout    time.Duration `yaml:"empty_timeout"`
+	MaxParticipants int           `yaml:"max_participants"`
+}
+
+// Deps are what the manager works with.
+type Deps struct {
+	Log   *slog.Logger
+	Media Media
+	// Metrics, if set, gets the room gauges.
+	Metrics prometheus.Registerer
 }
 
 // Manager owns the rooms of this server: created on first join, closed when
-// they have been empty for EmptyTimeout.
+// they have been empty for EmptyTimeout. It implements Reports.
 type Manager struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	media Media
 
 	mu     sync.Mutex
 	rooms  map[string]*Room
 	timers map[string]*time.Timer // empty-room timers, by room name
 	closed bool
+
+	// watchMu orders track reports with the watchers that follow them; it
+	// is taken before Room.mu and never while holding Manager.mu.
+	watchMu  sync.Mutex
+	watchers map[string]map[*watch]struct{}  // by room name
+	live     map[string]map[string]TrackInfo // tracks being published, by room name and sid
 }
 
-// NewManager creates a room manager and registers its metrics on reg.
-func NewManager(cfg Config, log *slog.Logger, reg prometheus.Registerer) *Manager {
+// NewManager creates a room manager and registers its metrics.
+func NewManager(cfg Config, deps Deps) *Manager {
 	m := &Manager{
-		cfg:    cfg,
-		log:    log,
-		rooms:  map[string]*Room{},
-		timers: map[string]*time.Timer{},
+		cfg:      cfg,
+		log:      deps.Log,
+		media:    deps.Media,
+		rooms:    map[string]*Room{},
+		timers:   map[string]*time.Timer{},
+		watchers: map[string]map[*watch]struct{}{},
+		live:     map[string]map[string]TrackInfo{},
 	}
-	reg.MustRegister(
+	if deps.Metrics == nil {
+		return m
+	}
+	deps.Metrics.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "quartet_rooms", Help: "Open rooms.",
 		}, func() float64 { return float64(len(m.List())) }),
@@ -49,10 +71,10 @@ func NewManager(cfg Config, log *slog.Logger, reg prometheus.Registerer) *Manage
 	return m
 }
 
-// Join puts p into the named room, creating the room if needed. It returns
-// the room and the participants already there. A participant with the same
-// identity is closed with reason duplicate_identity.
-func (m *Manager) Join(name string, p Participant, info ParticipantInfo) (*Room, []ParticipantInfo, error) {
+// joinRoom puts p into the named room, creating the room if needed. A
+// participant with the same identity is closed with reason
+// duplicate_identity.
+func (m *Manager) joinRoom(name string, p Participant, info ParticipantInfo) (*Room, []ParticipantInfo, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -74,20 +96,20 @@ func (m *Manager) Join(name string, p Participant, info ParticipantInfo) (*Room,
 		replaced.Close(ReasonDuplicateIdentity)
 	}
 	if err != nil {
-		m.Left(r)
+		m.left(r)
 		return nil, nil, err
 	}
 	return r, others, nil
 }
 
-// Leave removes a participant from its room.
-func (m *Manager) Leave(r *Room, participantSID string) {
-	r.Leave(participantSID)
-	m.Left(r)
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
 }
 
-// Left starts the empty-room timer if r is now empty.
-func (m *Manager) Left(r *Room) {
+// left starts the empty-room timer if r is now empty.
+func (m *Manager) left(r *Room) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.rooms[r.name] != r || !r.empty() {
@@ -109,6 +131,16 @@ func (m *Manager) closeIfEmpty(r *Room) {
 	delete(m.timers, r.name)
 	m.mu.Unlock()
 	r.close(ReasonRoomClosed)
+}
+
+// Describe returns the named room and its participants; false if there is
+// no such room.
+func (m *Manager) Describe(name string) (Info, []ParticipantInfo, bool) {
+	r := m.Get(name)
+	if r == nil {
+		return Info{}, nil, false
+	}
+	return r.Info(), r.Participants(), true
 }
 
 // Get returns the named room, or nil.
@@ -143,7 +175,7 @@ func (m *Manager) Remove(roomName, identity string) bool {
 	if !r.Remove(identity, ReasonRemoved) {
 		return false
 	}
-	m.Left(r)
+	m.left(r)
 	return true
 }
 

@@ -1,6 +1,9 @@
 package room
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // Candidate is an ICE candidate in the browser's RTCIceCandidateInit shape.
 type Candidate struct {
@@ -30,15 +33,29 @@ type TrackMeta struct {
 type SessionOptions struct {
 	Permissions Permissions
 	// ManualSubscribe makes the participant receive only the tracks it asks
-	// for with Subscribe; the zero value subscribes it to every track of
-	// the others, as they are published.
+	// for with Subscribe (or AcceptSubscriberOffer); the zero value
+	// subscribes it to every track of the others, as they are published.
 	ManualSubscribe bool
 }
 
-// Media is the media server as a front door sees it.
+// Media is the media server as the room sees it.
 type Media interface {
 	// Open creates the media session of one participant in a room.
 	Open(roomName, participantSID string, opts SessionOptions, events MediaEvents) (MediaSession, error)
+	// Attach makes sink receive every packet of one published track, from
+	// its next keyframe for video, until the track is unpublished or the
+	// attachment is detached (see Sink).
+	Attach(roomName, trackSID string, sink Sink) (Attachment, error)
+}
+
+// Answer is a complete session description: its candidates are in it, so
+// a client needs no trickle (WHIP, WHEP). Tracks describes the media
+// sections it carries, by mid for a subscriber answer.
+type Answer struct {
+	SDP    string
+	Tracks []TrackInfo
+	// Mids maps each media section of a subscriber answer to its track.
+	Mids map[string]TrackInfo
 }
 
 // MediaSession is one participant's media: its publisher and subscriber
@@ -47,8 +64,17 @@ type MediaSession interface {
 	// Publish applies the client's publisher offer; the answer comes back
 	// through MediaEvents.PublisherAnswer, ordered before any candidate.
 	Publish(offerSDP string, tracks []TrackMeta) error
+	// PublishGathered applies a publisher offer and returns the answer once
+	// its candidates are gathered (or ctx ends), for clients that take one
+	// complete answer (WHIP). No PublisherAnswer event is sent for it.
+	PublishGathered(ctx context.Context, offerSDP string, tracks []TrackMeta) (Answer, error)
 	// SubscriberAnswer applies the client's answer to the last subscriber offer.
 	SubscriberAnswer(sdp string) error
+	// AcceptSubscriberOffer answers a subscriber connection the client
+	// offered (WHEP's recvonly offer): each offered media section carries
+	// the next of trackSIDs of its kind, and the complete answer says which
+	// track is on which mid. Later changes are offered by the server as usual.
+	AcceptSubscriberOffer(ctx context.Context, offerSDP string, trackSIDs []string) (Answer, error)
 	// AddCandidate adds a remote ICE candidate; nil means end of candidates.
 	AddCandidate(target string, c *Candidate) error
 	// RestartICE makes a new subscriber offer with fresh ICE credentials.
@@ -63,22 +89,29 @@ type MediaSession interface {
 	// asked state are left alone. Nothing changes when any sid is unknown
 	// (ErrUnknownTrack) or the participant's own (ErrOwnTrack).
 	Subscribe(trackSIDs []string, subscribe bool) error
-	// Start subscribes the participant to the room's existing tracks; call it
-	// after the client has been told it joined.
+	// Start subscribes the participant to the room's existing tracks.
 	Start()
 	// Close releases every connection, goroutine and track of the session.
 	Close()
 }
 
-// MediaEvents is how the media plane reports to the participant's front door.
-// Calls come from media goroutines and must not block.
-// Offers, answers and candidates arrive in the order the client must see them.
+// MediaEvents is how the media plane reports to the participant's front
+// door. Calls come from media goroutines and must not block; they may come
+// before Manager.Join returns. Offers, answers and candidates arrive in the
+// order the client must see them.
 type MediaEvents interface {
 	PublisherAnswer(sdp string, tracks []TrackInfo)
 	SubscriberOffer(sdp string, tracks map[string]TrackInfo)
 	LocalCandidate(target string, c *Candidate)
-	TrackPublished(t TrackInfo)
-	TrackUnpublished(t TrackInfo)
+}
+
+// Reports is how the media plane tells the rooms what happened to their
+// tracks and speakers; the Manager implements it. The media plane calls it
+// from its own goroutines, holding none of its locks.
+type Reports interface {
+	TrackPublished(roomName string, t TrackInfo)
+	TrackUnpublished(roomName string, t TrackInfo)
+	ActiveSpeakers(roomName string, speakers []Speaker)
 }
 
 // Errors a MediaSession returns that a front door may show to its client.
@@ -90,4 +123,5 @@ var (
 	ErrNoOffer      = errors.New("no subscriber offer is waiting for an answer")
 	ErrTooMany      = errors.New("too many tracks")
 	ErrUnknownTrack = errors.New("no such track")
+	ErrUnknownRoom  = errors.New("no such room")
 )

@@ -9,7 +9,9 @@ import (
 )
 
 // Participant is a member of a room as the room sees it: a front door
-// session (native WebSocket today; WHIP, SIP, recorders later).
+// session (native WebSocket today; WHIP, SIP, recorders later). The room
+// calls it with Room.mu held: it must not block and must not call back into
+// the room or the media plane (queue the work instead).
 type Participant interface {
 	// Deliver queues an event for the participant. It must not block.
 	Deliver(ev Event)
@@ -112,7 +114,6 @@ func (r *Room) removeLocked(sid string) {
 	}
 	delete(r.members, sid)
 	r.broadcastLocked("", ParticipantEvent{Type: "participant_left", Participant: m.publicInfo()})
-	r.log.Info("participant left", "participant", sid, "identity", m.info.Identity)
 }
 
 // Remove ends the session of the participant with this identity.
@@ -146,32 +147,36 @@ func (r *Room) Participants() []ParticipantInfo {
 	return out
 }
 
-// AddTrack records a published track and tells everyone.
-func (r *Room) AddTrack(t TrackInfo) {
+// AddTrack records a published track and tells everyone. It reports
+// whether the track's participant is a member.
+func (r *Room) AddTrack(t TrackInfo) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m, ok := r.members[t.ParticipantSID]
 	if !ok {
-		return
+		return false
 	}
 	m.info.Tracks = append(m.info.Tracks, t)
 	r.broadcastLocked("", TrackEvent{Type: "track_published", Track: t})
+	return true
 }
 
-// RemoveTrack forgets a track and tells everyone.
-func (r *Room) RemoveTrack(t TrackInfo) {
+// RemoveTrack forgets a track and tells everyone. It reports whether the
+// room had the track.
+func (r *Room) RemoveTrack(t TrackInfo) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m, ok := r.members[t.ParticipantSID]
 	if !ok {
-		return
+		return false
 	}
 	i := slices.IndexFunc(m.info.Tracks, func(x TrackInfo) bool { return x.SID == t.SID })
 	if i < 0 {
-		return
+		return false
 	}
 	m.info.Tracks = slices.Delete(m.info.Tracks, i, i+1)
 	r.broadcastLocked("", TrackEvent{Type: "track_unpublished", Track: t})
+	return true
 }
 
 // SetMuted records a track's mute state and tells everyone. It reports

@@ -1,7 +1,9 @@
 package room
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -10,6 +12,28 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// nopMedia opens sessions that do nothing, counting the ones still open.
+// (roomtest.Media is the fuller fake; it cannot be imported here.)
+type nopMedia struct{ open sync.Map }
+
+type nopSession struct {
+	MediaSession // nil: only Start and Close are called by the room
+	m            *nopMedia
+	sid          string
+}
+
+func (n *nopMedia) Open(_, sid string, _ SessionOptions, _ MediaEvents) (MediaSession, error) {
+	n.open.Store(sid, true)
+	return &nopSession{m: n, sid: sid}, nil
+}
+
+func (n *nopMedia) Attach(string, string, Sink) (Attachment, error) { return nil, ErrUnknownTrack }
+
+func (n *nopMedia) isOpen(sid string) bool { _, ok := n.open.Load(sid); return ok }
+
+func (s *nopSession) Start() {}
+func (s *nopSession) Close() { s.m.open.Delete(s.sid) }
 
 // fakeParticipant records what the room sends it.
 type fakeParticipant struct {
@@ -42,38 +66,42 @@ func (f *fakeParticipant) types() []string {
 
 func newTestManager(max int, empty time.Duration) *Manager {
 	return NewManager(Config{EmptyTimeout: empty, MaxParticipants: max},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Media: &nopMedia{}, Metrics: prometheus.NewRegistry()})
 }
 
-func join(t *testing.T, m *Manager, roomName, identity string) (*Room, *fakeParticipant, ParticipantInfo) {
+func joinRequest(roomName, identity string, p Participant) JoinRequest {
+	return JoinRequest{Room: roomName, Participant: p,
+		Info: ParticipantInfo{SID: NewSID("PA_"), Identity: identity, Name: identity, Permissions: &Permissions{}}}
+}
+
+func join(t *testing.T, m *Manager, roomName, identity string) (*Room, *fakeParticipant, *Member) {
 	t.Helper()
 	p := &fakeParticipant{}
-	info := ParticipantInfo{SID: NewSID("PA_"), Identity: identity, Name: identity}
-	r, _, err := m.Join(roomName, p, info)
+	mem, err := m.Join(context.Background(), joinRequest(roomName, identity, p))
 	if err != nil {
 		t.Fatalf("join %s: %v", identity, err)
 	}
-	return r, p, info
+	return m.Get(roomName), p, mem
 }
 
 func TestJoinLeaveEvents(t *testing.T) {
 	t.Parallel()
 	m := newTestManager(10, time.Hour)
-	r, alice, aliceInfo := join(t, m, "r", "alice")
-	_, bob, bobInfo := join(t, m, "r", "bob")
+	r, alice, aliceMem := join(t, m, "r", "alice")
+	_, bob, bobMem := join(t, m, "r", "bob")
 	if got := alice.types(); len(got) != 1 || got[0] != "participant_joined" {
 		t.Fatalf("alice got %v, want one participant_joined", got)
 	}
 	if got := bob.types(); len(got) != 0 {
 		t.Fatalf("bob got %v about himself", got)
 	}
-	track := TrackInfo{SID: "TR_1", ParticipantSID: bobInfo.SID, Kind: "audio", Source: SourceMicrophone}
-	r.AddTrack(track)
-	if !r.SetMuted(bobInfo.SID, "TR_1", true) || r.SetMuted(bobInfo.SID, "TR_2", true) {
+	track := TrackInfo{SID: "TR_1", ParticipantSID: bobMem.SID(), Kind: "audio", Source: SourceMicrophone}
+	m.TrackPublished("r", track)
+	if !r.SetMuted(bobMem.SID(), "TR_1", true) || r.SetMuted(bobMem.SID(), "TR_2", true) {
 		t.Fatal("SetMuted should accept bob's track and refuse an unknown one")
 	}
-	r.Chat(aliceInfo.SID, "hi")
-	m.Leave(r, bobInfo.SID)
+	aliceMem.Chat("hi")
+	bobMem.Leave("test")
 	want := []string{"participant_joined", "track_published", "mute_changed", "chat", "participant_left"}
 	if got := alice.types(); len(got) != len(want) {
 		t.Fatalf("alice got %v, want %v", got, want)
@@ -101,16 +129,21 @@ func TestRoomFull(t *testing.T) {
 	m := newTestManager(2, time.Hour)
 	join(t, m, "r", "a")
 	join(t, m, "r", "b")
-	if _, _, err := m.Join("r", &fakeParticipant{}, ParticipantInfo{SID: "PA_x", Identity: "c"}); err != ErrRoomFull {
+	media := m.media.(*nopMedia)
+	req := joinRequest("r", "c", &fakeParticipant{})
+	if _, err := m.Join(context.Background(), req); !errors.Is(err, ErrRoomFull) {
 		t.Fatalf("third join: %v, want ErrRoomFull", err)
+	}
+	if media.isOpen(req.Info.SID) {
+		t.Fatal("a refused join left its media session open")
 	}
 }
 
 func TestEmptyRoomClosesAfterTimeout(t *testing.T) {
 	t.Parallel()
 	m := newTestManager(10, 50*time.Millisecond)
-	r, _, info := join(t, m, "r", "a")
-	m.Leave(r, info.SID)
+	_, _, mem := join(t, m, "r", "a")
+	mem.Leave("test")
 	if m.Get("r") == nil {
 		t.Fatal("room closed at once; it should wait for the empty timeout")
 	}
@@ -126,8 +159,8 @@ func TestEmptyRoomClosesAfterTimeout(t *testing.T) {
 func TestRejoinCancelsEmptyTimeout(t *testing.T) {
 	t.Parallel()
 	m := newTestManager(10, 50*time.Millisecond)
-	r, _, info := join(t, m, "r", "a")
-	m.Leave(r, info.SID)
+	r, _, mem := join(t, m, "r", "a")
+	mem.Leave("test")
 	r2, _, _ := join(t, m, "r", "b")
 	time.Sleep(150 * time.Millisecond)
 	if m.Get("r") != r2 || r2 != r {

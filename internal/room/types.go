@@ -1,6 +1,23 @@
 // Package room is the room model shared by every front door and the media
 // plane: rooms, participants, tracks, the events participants receive, and
 // the interfaces that connect a front door to the media server.
+//
+// A front door joins with Manager.Join and leaves with Member.Leave; in
+// between it talks to the member's MediaSession. The media plane reports
+// track and speaker changes through Reports, which the Manager implements.
+// An in-process consumer follows a room's tracks with Manager.Watch and
+// takes a track's packets with Manager.Attach and a Sink.
+//
+// Lock order: Manager.watchMu → Manager.mu → Room.mu. Manager.mu is never
+// held while calling a Participant, the media plane or a watcher.
+//
+// Callbacks: Participant.Deliver and TrackWatcher's methods run with
+// Room.mu or Manager.watchMu held; MediaEvents run on media goroutines that
+// may hold media locks; Sink methods run on the sink's own goroutine. None
+// of these may block, and none may call back into the room or the media
+// plane (Join, Leave, Watch, Attach, MediaSession methods): a front door
+// queues such work for a goroutine of its own. Participant.Close runs with
+// no lock held and may call Member.Leave.
 package room
 
 import (

@@ -57,32 +57,23 @@ func New(cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
 			"api_key", auth.DevAPIKey)
 	}
 	s := &Server{cfg: cfg, log: log}
-	s.rooms = room.NewManager(room.Config{EmptyTimeout: cfg.Room.EmptyTimeout,
-		MaxParticipants: cfg.Room.MaxParticipants}, log, reg)
-	media, err := sfu.New(sfu.Config{
-		UDPHost: cfg.Media.UDPHost, UDPPort: cfg.Media.UDPPort, UDPConn: opts.UDPConn,
-		PublicIPs: cfg.Media.PublicIPs, LoopbackOnly: cfg.Media.LoopbackOnly,
-		PacketCache: cfg.Media.PacketCache, SubscriberQueue: cfg.Media.SubscriberQueue,
-		OnActiveSpeakers: s.setActiveSpeakers,
-	}, log, reg)
+	// The media server reports to the rooms, which open sessions on it:
+	// reports reach the manager through s, set just below, before any
+	// session can exist.
+	media, err := sfu.New(cfg.Media, sfu.Deps{Log: log, Reports: (*roomReports)(s), Metrics: reg, UDPConn: opts.UDPConn})
 	if err != nil {
 		return nil, fmt.Errorf("start media server: %w", err)
 	}
 	s.media = media
+	s.rooms = room.NewManager(cfg.Room, room.Deps{Log: log, Media: media, Metrics: reg})
 	dir, err := s.startTURN(cfg, reg)
 	if err != nil {
 		_ = media.Close()
 		return nil, err
 	}
 	verifier := auth.NewVerifier(keys)
-	s.signal = signal.New(signal.Config{
-		MaxMessageBytes: cfg.Signal.MaxMessageBytes, RatePerSecond: cfg.Signal.RatePerSecond,
-		RateBurst: cfg.Signal.RateBurst, JoinTimeout: cfg.Signal.JoinTimeout,
-		PingInterval: cfg.Signal.PingInterval, WriteTimeout: cfg.Signal.WriteTimeout,
-		MaxConnections: cfg.Signal.MaxConnections, ServerVersion: opts.Version,
-		AllowedOrigins: cfg.Signal.AllowedOrigins, ResumeTimeout: cfg.Signal.ResumeTimeout,
-	}, signal.Deps{Log: log, Verifier: verifier, Rooms: s.rooms, Media: media, Metrics: reg,
-		ICEServers: iceServers(dir)})
+	s.signal = signal.New(cfg.Signal, signal.Deps{Log: log, Verifier: verifier, Rooms: s.rooms, Metrics: reg,
+		ICEServers: iceServers(dir), ServerVersion: opts.Version})
 	deps := httpd.Deps{Log: log, Rooms: s.rooms, Verifier: verifier, Signal: s.signal,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Web: opts.Web}
 	if dir != nil {
@@ -123,10 +114,19 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 }
 
-func (s *Server) setActiveSpeakers(roomName string, speakers []room.Speaker) {
-	if r := s.rooms.Get(roomName); r != nil {
-		r.SetActiveSpeakers(speakers)
-	}
+// roomReports passes the media server's reports to the room manager.
+type roomReports Server
+
+func (r *roomReports) TrackPublished(roomName string, t room.TrackInfo) {
+	r.rooms.TrackPublished(roomName, t)
+}
+
+func (r *roomReports) TrackUnpublished(roomName string, t room.TrackInfo) {
+	r.rooms.TrackUnpublished(roomName, t)
+}
+
+func (r *roomReports) ActiveSpeakers(roomName string, speakers []room.Speaker) {
+	r.rooms.ActiveSpeakers(roomName, speakers)
 }
 
 // URL is the application server's base URL.

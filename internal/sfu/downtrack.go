@@ -3,19 +3,27 @@ package sfu
 import (
 	"sync/atomic"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
-// DownTrack forwards one UpTrack to one subscriber. forward runs on the up
+// destination is where a down track's packets end up, on its writer's
+// goroutine: a subscriber's PeerConnection track (subscription) or an
+// in-process sink (sinkAttachment).
+type destination interface {
+	writeRTP(pkt *packet) error
+	// senderReport gets the publisher's sender reports; only destinations
+	// whose down track has reports set are sent them.
+	senderReport(sr *room.SenderReport)
+}
+
+// DownTrack forwards one UpTrack to one destination. forward runs on the up
 // track's reader goroutine, which owns dropping and dropTS; writes happen on
-// the subscriber's writer goroutine.
+// the destination's writer goroutine.
 type DownTrack struct {
-	up     *UpTrack
-	peer   *Peer // the subscriber
-	local  *boundTrack
-	sender *webrtc.RTPSender
+	up      *UpTrack
+	out     *writer
+	dst     destination
+	reports bool // the destination wants sender reports
 
 	closed       atomic.Bool
 	needKeyframe atomic.Bool // video: drop until a keyframe starts
@@ -24,36 +32,14 @@ type DownTrack struct {
 	dropTS   uint32 // owned by the up track's reader goroutine
 }
 
-// boundTrack is a TrackLocalStaticRTP that reports when pion binds it to a
-// negotiated sender, the moment a subscriber can first receive packets.
-type boundTrack struct {
-	*webrtc.TrackLocalStaticRTP
-	onBind func()
-}
-
-// Bind implements webrtc.TrackLocal.
-func (b *boundTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	c, err := b.TrackLocalStaticRTP.Bind(ctx)
-	if err == nil {
-		b.onBind()
-	}
-	return c, err
-}
-
-func newDownTrack(up *UpTrack, peer *Peer) (*DownTrack, error) {
-	local, err := webrtc.NewTrackLocalStaticRTP(up.codec.RTPCodecCapability, up.info.SID, up.info.ParticipantSID)
-	if err != nil {
-		return nil, err
-	}
-	d := &DownTrack{up: up, peer: peer}
+func newDownTrack(up *UpTrack, out *writer, dst destination) *DownTrack {
+	d := &DownTrack{up: up, out: out, dst: dst}
 	d.needKeyframe.Store(up.video)
-	d.local = &boundTrack{TrackLocalStaticRTP: local, onBind: d.onBind}
-	return d, nil
+	return d
 }
 
-// onBind restarts video at a keyframe: anything forwarded before the
-// subscriber connection was negotiated went nowhere.
-func (d *DownTrack) onBind() {
+// restartAtKeyframe makes video wait for the next keyframe and asks for one.
+func (d *DownTrack) restartAtKeyframe() {
 	if d.up.video {
 		d.needKeyframe.Store(true)
 		d.up.RequestKeyframe()
@@ -62,7 +48,7 @@ func (d *DownTrack) onBind() {
 
 func (d *DownTrack) info() room.TrackInfo { return d.up.info }
 
-// forward queues pkt for the subscriber without ever blocking. It consumes
+// forward queues pkt for the destination without ever blocking. It consumes
 // one reference of pkt.
 func (d *DownTrack) forward(pkt *packet) {
 	if d.closed.Load() {
@@ -73,8 +59,8 @@ func (d *DownTrack) forward(pkt *packet) {
 		pkt.release()
 		return
 	}
-	if !d.peer.enqueue(d, pkt) {
-		d.peer.stats.dropped.Add(1)
+	if !d.out.enqueue(queued{down: d, pkt: pkt}) {
+		d.out.stats.dropped.Add(1)
 		if d.up.video { // the rest of the frame is useless now
 			d.dropping, d.dropTS = true, pkt.hdr.Timestamp
 		}
@@ -82,7 +68,7 @@ func (d *DownTrack) forward(pkt *packet) {
 	}
 }
 
-// admitVideo decides whether a video packet may go to this subscriber.
+// admitVideo decides whether a video packet may go to this destination.
 func (d *DownTrack) admitVideo(pkt *packet) bool {
 	if d.needKeyframe.Load() {
 		if !pkt.keyframe {
@@ -94,12 +80,20 @@ func (d *DownTrack) admitVideo(pkt *packet) bool {
 	}
 	if d.dropping {
 		if pkt.hdr.Timestamp == d.dropTS {
-			d.peer.stats.dropped.Add(1)
+			d.out.stats.dropped.Add(1)
 			return false
 		}
 		d.dropping = false
 	}
 	return true
+}
+
+// senderReport queues a publisher's sender report, in order with the
+// packets, for a destination that wants them. sr is shared, read-only.
+func (d *DownTrack) senderReport(sr *room.SenderReport) {
+	if d.reports && !d.closed.Load() && !d.out.enqueue(queued{down: d, sr: sr}) {
+		d.out.stats.dropped.Add(1)
+	}
 }
 
 // retransmit queues the cached packets a subscriber reported lost.
@@ -115,10 +109,10 @@ func (d *DownTrack) retransmit(seqs []uint16) {
 			continue
 		}
 		pkt.stripExtensions()
-		if !d.peer.enqueue(d, pkt) {
+		if !d.out.enqueue(queued{down: d, pkt: pkt}) {
 			pkt.release()
 			return
 		}
-		d.peer.stats.retransmitted.Add(1)
+		d.out.stats.retransmitted.Add(1)
 	}
 }

@@ -1,8 +1,21 @@
 // Package sfu is the media server: a selective forwarding unit on pion. Each
-// participant has a Peer with a publisher connection (its up tracks) and a
-// subscriber connection (down tracks of everyone else's up tracks). Packets
-// flow UpTrack reader → per-subscriber queue → subscriber writer; no
-// publisher ever waits for a subscriber.
+// participant has a Peer with a publisher half (its connection and up
+// tracks) and a subscriber half (its connection and a subscription, one
+// kind of DownTrack, per track of the others). In-process consumers attach
+// to an up track as sinks, the other kind of DownTrack. Packets flow UpTrack
+// reader → DownTrack → its writer's bounded queue → writer goroutine →
+// destination; no publisher ever waits for a subscriber or a sink.
+//
+// Lock order: Engine.mu → Router.mu → a Peer's publisher.mu or
+// subscriber.mu (never both at once) → candidates.mu → UpTrack.downsMu.
+// The engine calls room.Reports and room.MediaEvents holding none of
+// Engine.mu or Router.mu; MediaEvents may be called with subscriber.mu or
+// publisher.mu and candidates.mu held (so descriptions and candidates keep
+// their order), and Sink methods on the sink's writer goroutine with no
+// lock held. Neither may call back into the engine: a front door queues
+// such work. pion callbacks that pion may run under its own locks (ICE
+// candidates) take only candidates.mu; OnTrack runs on a goroutine of its
+// own and takes publisher.mu.
 package sfu
 
 import (
@@ -21,49 +34,66 @@ import (
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
-// Config is the media server's configuration.
+// Config is the media server's configuration (the media section of the
+// configuration file; see docs/configuration.md).
 type Config struct {
 	// UDPHost and UDPPort are where the single ICE UDP socket listens. An
 	// unspecified host ("" or "0.0.0.0") listens on every interface.
-	UDPHost string
-	UDPPort int
-	// UDPConn, if set, is used instead of opening UDPHost:UDPPort (tests).
-	UDPConn net.PacketConn
+	UDPHost string `yaml:"udp_host"`
+	UDPPort int    `yaml:"udp_port"` // 0 = random
 	// PublicIPs are advertised instead of local addresses (1:1 NAT).
-	PublicIPs []string
+	PublicIPs []string `yaml:"public_ips"`
 	// LoopbackOnly keeps ICE on loopback: only loopback candidates are
 	// gathered and only loopback remote candidates are used.
-	LoopbackOnly bool
+	LoopbackOnly bool `yaml:"loopback_only"`
 	// PacketCache is how many packets each video track keeps for NACKs.
-	PacketCache int
-	// SubscriberQueue is how many packets may wait for one subscriber.
-	SubscriberQueue int
-	// OnActiveSpeakers receives each room's active speakers when they change.
-	OnActiveSpeakers func(roomName string, speakers []room.Speaker)
+	PacketCache int `yaml:"packet_cache"`
+	// SubscriberQueue is how many packets may wait for one subscriber (or
+	// one sink).
+	SubscriberQueue int `yaml:"subscriber_queue"`
+}
+
+// Deps are what the media server works with.
+type Deps struct {
+	Log *slog.Logger
+	// Reports gets each room's track and speaker changes.
+	Reports room.Reports
+	// Metrics, if set, gets the media counters.
+	Metrics prometheus.Registerer
+	// UDPConn, if set, is used instead of opening UDPHost:UDPPort (tests).
+	UDPConn net.PacketConn
 }
 
 // Engine is the media server. It implements room.Media.
 type Engine struct {
 	cfg     Config
 	log     *slog.Logger
+	reports room.Reports
 	api     *webrtc.API
 	mux     ice.UDPMux
 	udpAddr net.Addr
 	closeFn func() error
 	stats   *stats
+	sinks   sync.WaitGroup // the sinks' writer goroutines
 
 	mu      sync.Mutex
 	routers map[string]*Router // by room name
 	closed  bool
 }
 
+var errEngineClosed = errors.New("sfu: media server is shutting down")
+
 // New opens the media UDP socket and prepares the WebRTC stack.
-func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+func New(cfg Config, deps Deps) (*Engine, error) {
 	if cfg.PacketCache <= 0 || cfg.SubscriberQueue <= 0 {
 		return nil, errors.New("sfu: packet cache and subscriber queue sizes must be positive")
 	}
-	e := &Engine{cfg: cfg, log: log, routers: map[string]*Router{}}
-	if err := e.openMux(); err != nil {
+	if deps.Reports == nil {
+		return nil, errors.New("sfu: Deps.Reports is required")
+	}
+	log, reg := deps.Log, deps.Metrics
+	e := &Engine{cfg: cfg, log: log, reports: deps.Reports, routers: map[string]*Router{}}
+	if err := e.openMux(deps.UDPConn); err != nil {
 		return nil, err
 	}
 	api, err := e.newAPI()
@@ -86,11 +116,11 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Engine, erro
 // UDPAddr is the address the media UDP socket listens on.
 func (e *Engine) UDPAddr() net.Addr { return e.udpAddr }
 
-func (e *Engine) openMux() error {
+func (e *Engine) openMux(injected net.PacketConn) error {
 	logger := pionlog.Factory{Log: e.log}.NewLogger("udpmux")
-	if e.cfg.UDPConn != nil {
-		mux := webrtc.NewICEUDPMux(logger, e.cfg.UDPConn)
-		e.mux, e.udpAddr, e.closeFn = mux, e.cfg.UDPConn.LocalAddr(), mux.Close
+	if injected != nil {
+		mux := webrtc.NewICEUDPMux(logger, injected)
+		e.mux, e.udpAddr, e.closeFn = mux, injected.LocalAddr(), mux.Close
 		return nil
 	}
 	host := e.cfg.UDPHost
@@ -166,7 +196,7 @@ func (e *Engine) Open(roomName, participantSID string, opts room.SessionOptions,
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return nil, errors.New("sfu: media server is shutting down")
+		return nil, errEngineClosed
 	}
 	r, ok := e.routers[roomName]
 	if !ok {
@@ -188,18 +218,24 @@ func (e *Engine) removePeer(r *Router, p *Peer) {
 	}
 }
 
-// Close closes every session and the UDP socket.
+// Close closes every session and sink, then the UDP socket.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.closed = true
 	var peers []*Peer
+	var sinks []*sinkAttachment
 	for _, r := range e.routers {
 		peers = append(peers, r.allPeers()...)
+		sinks = append(sinks, r.allSinks()...)
 	}
 	e.mu.Unlock()
+	for _, a := range sinks {
+		a.Detach()
+	}
 	for _, p := range peers {
 		p.Close()
 	}
+	e.sinks.Wait()
 	return e.closeFn()
 }
 

@@ -56,46 +56,91 @@ var vp8Codec = webrtc.RTPCodecParameters{
 	PayloadType:        96,
 }
 
-// fanOutFixture is one video up track with n subscribers, each with its own
-// writer goroutine, as in a room.
+// fanOutFixture is one video up track with n subscribers (or sinks), each
+// with its own writer goroutine, as in a room.
 type fanOutFixture struct {
 	up      *UpTrack
-	peers   []*Peer
-	writers []*countingWriter
+	outs    []*writer
+	writers []*countingWriter // PeerConnection subscribers
+	sinks   []*countingSink   // or in-process sinks
 }
 
-func newFanOutFixture(tb testing.TB, n, queue int) *fanOutFixture {
-	tb.Helper()
+// countingSink is an in-process sink that counts what it gets.
+type countingSink struct {
+	packets, keyframes, reports atomic.Int64
+	ended                       atomic.Bool
+}
+
+func (c *countingSink) WriteRTP(_ *rtp.Packet, meta room.PacketMeta) {
+	c.packets.Add(1)
+	if meta.Keyframe {
+		c.keyframes.Add(1)
+	}
+}
+func (c *countingSink) SenderReport(room.SenderReport) { c.reports.Add(1) }
+func (c *countingSink) Ended()                         { c.ended.Store(true) }
+
+func newUpFixture() *fanOutFixture {
 	pool := newPacketPool()
 	up := &UpTrack{info: room.TrackInfo{SID: "TR_up", ParticipantSID: "PA_pub", Kind: "video"},
 		video: true, codec: vp8Codec, cache: NewPacketCache(512), pool: pool}
 	up.downs.Store(&[]*DownTrack{})
 	up.lastKeyframeReq.Store(time.Now().Add(time.Hour).UnixNano()) // no PLI: there is no publisher
-	f := &fanOutFixture{up: up}
-	for i := range n {
-		p := &Peer{sid: fmt.Sprint("PA_", i), queue: make(chan queued, queue), done: make(chan struct{})}
-		d, err := newDownTrack(up, p)
+	return &fanOutFixture{up: up}
+}
+
+func newFanOutFixture(tb testing.TB, n, queue int) *fanOutFixture {
+	tb.Helper()
+	f := newUpFixture()
+	for range n {
+		out := newWriter(queue, &peerStats{})
+		s, err := newSubscription(f.up, out)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		w := &countingWriter{buf: make([]byte, maxPacketSize)}
-		if _, err := d.local.TrackLocalStaticRTP.Bind(fakeBinding{codec: vp8Codec, writer: w}); err != nil {
+		if _, err := s.local.TrackLocalStaticRTP.Bind(fakeBinding{codec: vp8Codec, writer: w}); err != nil {
 			tb.Fatal(err)
 		}
-		up.addDown(d)
-		p.wg.Add(1)
-		go p.writeLoop()
-		f.peers, f.writers = append(f.peers, p), append(f.writers, w)
+		f.up.addDown(s.DownTrack)
+		out.start(nil)
+		f.outs, f.writers = append(f.outs, out), append(f.writers, w)
+	}
+	return f
+}
+
+// newSinkFixture is newFanOutFixture with in-process sinks as the
+// destinations, wired as Engine.Attach wires them.
+func newSinkFixture(n, queue int) *fanOutFixture {
+	f := newUpFixture()
+	for range n {
+		a := &sinkAttachment{sink: &countingSink{}}
+		a.out = newWriter(queue, &a.stats)
+		a.down = newDownTrack(f.up, a.out, a)
+		a.down.reports = true
+		f.up.addDown(a.down)
+		a.out.start(nil)
+		f.outs, f.sinks = append(f.outs, a.out), append(f.sinks, a.sink.(*countingSink))
 	}
 	return f
 }
 
 func (f *fanOutFixture) close() {
-	for _, p := range f.peers {
-		close(p.done)
-		p.wg.Wait()
+	for _, w := range f.outs {
+		w.stop()
+		w.wait()
 	}
 }
+
+// pause stops a writer's goroutine so that its queue fills; resume starts
+// it again.
+func pause(w *writer) {
+	w.stop()
+	w.wait()
+	w.done = make(chan struct{})
+}
+
+func resume(w *writer) { w.start(nil) }
 
 // send fans out one VP8 packet; every 30th starts a keyframe.
 func (f *fanOutFixture) send(tmpl []byte, seq uint16) {
@@ -122,6 +167,9 @@ func (f *fanOutFixture) delivered() int64 {
 	for _, w := range f.writers {
 		total += w.packets.Load()
 	}
+	for _, s := range f.sinks {
+		total += s.packets.Load()
+	}
 	return total
 }
 
@@ -139,37 +187,50 @@ func cpuTime() time.Duration {
 func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1, 10, 50, 200} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
-			f := newFanOutFixture(b, n, 4096)
-			defer f.close()
-			tmpl := vp8Template(1200)
-			f.send(tmpl, 0) // a keyframe opens every down track
-			b.ReportAllocs()
-			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime()
-			for i := range b.N {
-				f.send(tmpl, uint16(i+1))
-				if i%64 == 0 { // keep queues from overflowing: measure forwarding, not dropping
-					for f.queued() > 2048 {
-						time.Sleep(10 * time.Microsecond)
-					}
-				}
-			}
-			for f.queued() > 0 {
-				time.Sleep(10 * time.Microsecond)
-			}
-			elapsed, cpu := time.Since(start), cpuTime()-cpu0
-			b.StopTimer()
-			b.ReportMetric(float64(f.delivered())/elapsed.Seconds(), "fwd-pkts/s")
-			b.ReportMetric(float64(f.delivered())/cpu.Seconds(), "fwd-pkts/cpu-s")
-			b.ReportMetric(float64(elapsed.Nanoseconds())/float64(f.delivered()), "ns/fwd-pkt")
+			benchmarkFanOut(b, newFanOutFixture(b, n, 4096))
 		})
 	}
 }
 
+// BenchmarkSinkFanOut is BenchmarkFanOut with in-process sinks (that only
+// count) in place of PeerConnection subscribers: the cost of the sink seam.
+func BenchmarkSinkFanOut(b *testing.B) {
+	for _, n := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("sinks=%d", n), func(b *testing.B) {
+			benchmarkFanOut(b, newSinkFixture(n, 4096))
+		})
+	}
+}
+
+func benchmarkFanOut(b *testing.B, f *fanOutFixture) {
+	defer f.close()
+	tmpl := vp8Template(1200)
+	f.send(tmpl, 0) // a keyframe opens every down track
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	for i := range b.N {
+		f.send(tmpl, uint16(i+1))
+		if i%64 == 0 { // keep queues from overflowing: measure forwarding, not dropping
+			for f.queued() > 2048 {
+				time.Sleep(10 * time.Microsecond)
+			}
+		}
+	}
+	for f.queued() > 0 {
+		time.Sleep(10 * time.Microsecond)
+	}
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	b.StopTimer()
+	b.ReportMetric(float64(f.delivered())/elapsed.Seconds(), "fwd-pkts/s")
+	b.ReportMetric(float64(f.delivered())/cpu.Seconds(), "fwd-pkts/cpu-s")
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(f.delivered()), "ns/fwd-pkt")
+}
+
 func (f *fanOutFixture) queued() int {
 	most := 0
-	for _, p := range f.peers {
-		most = max(most, len(p.queue))
+	for _, w := range f.outs {
+		most = max(most, len(w.queue))
 	}
 	return most
 }
@@ -196,25 +257,21 @@ func TestFanOutDeliversToEverySubscriber(t *testing.T) {
 func TestFanOutWaitsForKeyframeAndDropsWhenFull(t *testing.T) {
 	t.Parallel()
 	f := newFanOutFixture(t, 1, 4)
-	// Stop the writer so the queue fills.
-	close(f.peers[0].done)
-	f.peers[0].wg.Wait()
-	f.peers[0].done = make(chan struct{})
+	pause(f.outs[0]) // so that the queue fills
 	tmpl := vp8Template(500)
 	for i := 1; i <= 10; i++ { // delta frames before any keyframe: not queued
 		f.send(tmpl, uint16(i))
 	}
-	if got := len(f.peers[0].queue); got != 0 {
+	if got := len(f.outs[0].queue); got != 0 {
 		t.Fatalf("%d packets queued before a keyframe, want 0", got)
 	}
 	for i := 30; i < 40; i++ { // a keyframe, then more than the queue holds
 		f.send(tmpl, uint16(i))
 	}
-	if got, dropped := len(f.peers[0].queue), f.peers[0].stats.dropped.Load(); got != 4 || dropped != 6 {
+	if got, dropped := len(f.outs[0].queue), f.outs[0].stats.dropped.Load(); got != 4 || dropped != 6 {
 		t.Fatalf("queued %d, dropped %d; want 4 and 6", got, dropped)
 	}
-	f.peers[0].wg.Add(1)
-	go f.peers[0].writeLoop()
+	resume(f.outs[0])
 	f.close()
 }
 
@@ -281,10 +338,8 @@ func TestAudioFanOutAllocations(t *testing.T) {
 func TestStuckSubscriberDoesNotBlockOthers(t *testing.T) {
 	t.Parallel()
 	f := newFanOutFixture(t, 3, 64)
-	stuck := f.peers[0]
-	close(stuck.done) // its writer goroutine ends: nothing drains its queue
-	stuck.wg.Wait()
-	stuck.done = make(chan struct{})
+	stuck := f.outs[0]
+	pause(stuck) // its writer goroutine ends: nothing drains its queue
 	tmpl := vp8Template(1000)
 	const sent = 500
 	finished := make(chan struct{})
@@ -292,7 +347,7 @@ func TestStuckSubscriberDoesNotBlockOthers(t *testing.T) {
 		defer close(finished)
 		for i := range sent {
 			f.send(tmpl, uint16(i))
-			for max(len(f.peers[1].queue), len(f.peers[2].queue)) > 32 {
+			for max(len(f.outs[1].queue), len(f.outs[2].queue)) > 32 {
 				time.Sleep(10 * time.Microsecond) // healthy ones drain; do not outrun them
 			}
 		}
@@ -314,7 +369,6 @@ func TestStuckSubscriberDoesNotBlockOthers(t *testing.T) {
 	if got, dropped := len(stuck.queue), stuck.stats.dropped.Load(); got != 64 || dropped != sent-64 {
 		t.Errorf("stuck subscriber: %d queued, %d dropped; want 64 and %d", got, dropped, sent-64)
 	}
-	stuck.wg.Add(1)
-	go stuck.writeLoop()
+	resume(stuck)
 	f.close()
 }

@@ -3,6 +3,7 @@ package sfu
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -14,6 +15,7 @@ type packet struct {
 	buf      [maxPacketSize]byte
 	hdr      rtp.Packet // parsed from buf; Payload points into buf
 	keyframe bool
+	arrival  time.Time // when the publisher's packet was read
 	refs     atomic.Int32
 	pool     *sync.Pool
 }
@@ -28,6 +30,7 @@ func getPacket(pool *sync.Pool) *packet {
 	pkt := pool.Get().(*packet)
 	pkt.refs.Store(1)
 	pkt.keyframe = false
+	pkt.arrival = time.Time{}
 	return pkt
 }
 

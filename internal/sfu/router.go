@@ -22,6 +22,7 @@ type Router struct {
 	mu    sync.Mutex
 	peers map[string]*Peer    // by participant sid
 	ups   map[string]*UpTrack // by track sid
+	sinks map[*sinkAttachment]struct{}
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -32,6 +33,7 @@ func newRouter(e *Engine, name string) *Router {
 		e: e, name: name, pool: newPacketPool(),
 		peers:   map[string]*Peer{},
 		ups:     map[string]*UpTrack{},
+		sinks:   map[*sinkAttachment]struct{}{},
 		stopped: make(chan struct{}),
 	}
 	go r.speakerLoop()
@@ -51,12 +53,7 @@ func (r *Router) removePeer(p *Peer) bool {
 	delete(r.peers, p.sid)
 	empty := len(r.peers) == 0
 	r.mu.Unlock()
-	p.mu.Lock()
-	for _, d := range p.downs {
-		d.closed.Store(true)
-		d.up.removeDown(d)
-	}
-	p.mu.Unlock()
+	p.sub.detachAll()
 	return empty
 }
 
@@ -86,7 +83,7 @@ func (r *Router) subscribeToAll(p *Peer) {
 		}
 	}
 	r.mu.Unlock()
-	p.subscribe(ups...)
+	p.sub.subscribe(ups...)
 }
 
 // publish makes up available to every other peer, and subscribes those that
@@ -102,7 +99,7 @@ func (r *Router) publish(up *UpTrack) {
 	}
 	r.mu.Unlock()
 	for _, p := range subs {
-		p.subscribe(up)
+		p.sub.subscribe(up)
 	}
 }
 
@@ -131,12 +128,15 @@ func (r *Router) unpublish(up *UpTrack) {
 	}
 	r.mu.Unlock()
 	for _, p := range subs {
-		p.unsubscribe(up)
+		p.sub.unsubscribe(up)
+	}
+	for _, a := range r.sinksOf(up) {
+		a.Detach()
 	}
 }
 
-// retire adds a closed peer's counters to the engine's totals.
-func (r *Router) retire(p *Peer) { r.e.stats.retire(&p.stats) }
+// retire adds a closed subscriber's counters to the engine's totals.
+func (r *Router) retire(s *peerStats) { r.e.stats.retire(s) }
 
 func (r *Router) stop() { r.stopOnce.Do(func() { close(r.stopped) }) }
 
@@ -148,9 +148,7 @@ func (r *Router) speakerLoop() {
 		case <-r.stopped:
 			return
 		case <-t.C:
-			if r.e.cfg.OnActiveSpeakers != nil {
-				r.e.cfg.OnActiveSpeakers(r.name, r.activeSpeakers())
-			}
+			r.e.reports.ActiveSpeakers(r.name, r.activeSpeakers())
 		}
 	}
 }

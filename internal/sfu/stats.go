@@ -61,7 +61,10 @@ func (s *stats) Collect(ch chan<- prometheus.Metric) {
 		tracks += r.trackCount()
 		for _, p := range r.allPeers() {
 			total.add(&p.stats)
-			subs += p.subscriptionCount()
+			subs += p.sub.count()
+		}
+		for _, a := range r.allSinks() {
+			total.add(&a.stats)
 		}
 	}
 	counter := func(d *prometheus.Desc, v uint64) {
@@ -83,6 +86,9 @@ func (e *Engine) Totals() (packets, bytes, dropped, retransmitted uint64) {
 	for _, r := range e.allRouters() {
 		for _, p := range r.allPeers() {
 			total.add(&p.stats)
+		}
+		for _, a := range r.allSinks() {
+			total.add(&a.stats)
 		}
 	}
 	return total.packets.Load(), total.bytes.Load(), total.dropped.Load(), total.retransmitted.Load()

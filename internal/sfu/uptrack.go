@@ -77,8 +77,43 @@ func (u *UpTrack) run() {
 			pkt.release()
 			return
 		}
+		pkt.arrival = time.Now()
 		u.fanOut(pkt, n)
 	}
+}
+
+// readRTCP reads the publisher's RTCP for this track, so that pion's
+// interceptors see it, and hands its sender reports to the down tracks
+// that want them (sinks), until the track ends.
+func (u *UpTrack) readRTCP(r *webrtc.RTPReceiver) {
+	ssrc := uint32(u.remote.SSRC())
+	for {
+		pkts, _, err := r.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			if sr, ok := pkt.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
+				u.senderReport(&room.SenderReport{SSRC: sr.SSRC, NTPTime: sr.NTPTime, RTPTime: sr.RTPTime,
+					PacketCount: sr.PacketCount, OctetCount: sr.OctetCount, Arrival: time.Now()})
+			}
+		}
+	}
+}
+
+// senderReport passes one sender report to every down track.
+func (u *UpTrack) senderReport(sr *room.SenderReport) {
+	for _, d := range *u.downs.Load() {
+		d.senderReport(sr)
+	}
+}
+
+// remoteKind is the track's kind as pion names it.
+func (u *UpTrack) remoteKind() webrtc.RTPCodecType {
+	if u.video {
+		return webrtc.RTPCodecTypeVideo
+	}
+	return webrtc.RTPCodecTypeAudio
 }
 
 // fanOut parses the packet in pkt.buf[:n] and forwards it to every down

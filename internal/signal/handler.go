@@ -18,34 +18,41 @@ import (
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
-// Config holds the front door's limits.
+// Config holds the front door's limits (the signal section of the
+// configuration file; see docs/configuration.md).
 type Config struct {
-	MaxMessageBytes int64
-	RatePerSecond   float64
-	RateBurst       int
-	JoinTimeout     time.Duration
-	PingInterval    time.Duration
-	WriteTimeout    time.Duration
-	MaxConnections  int
-	ServerVersion   string
-	// ResumeTimeout is how long a participant whose connection dropped
-	// waits for its client to resume.
-	ResumeTimeout time.Duration
-	// AllowedOrigins are host patterns of other origins whose pages may
-	// connect; the server's own origin is always allowed.
-	AllowedOrigins []string
+	MaxMessageBytes int64         `yaml:"max_message_bytes"`
+	RatePerSecond   float64       `yaml:"rate_per_second"`
+	RateBurst       int           `yaml:"rate_burst"`
+	JoinTimeout     time.Duration `yaml:"join_timeout"`
+	PingInterval    time.Duration `yaml:"ping_interval"`
+	MaxConnections  int           `yaml:"max_connections"`
+	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	// ResumeTimeout is how long a participant whose connection dropped is
+	// kept for its client to resume the session.
+	ResumeTimeout time.Duration `yaml:"resume_timeout"`
+	// AllowedOrigins are the other web origins (host patterns such as
+	// "app.example.com" or "*.example.com") whose pages may open signaling
+	// connections; the server's own origin is always allowed.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// Rooms is how the front door joins rooms; *room.Manager implements it.
+type Rooms interface {
+	Join(ctx context.Context, req room.JoinRequest) (*room.Member, error)
 }
 
 // Deps are what the front door talks to.
 type Deps struct {
 	Log      *slog.Logger
 	Verifier *auth.Verifier
-	Rooms    *room.Manager
-	Media    room.Media
+	Rooms    Rooms
 	// ICEServers returns the ICE servers for a joining participant; nil
 	// means none (no STUN/TURN role).
 	ICEServers func(identity string, r *http.Request) []ICEServer
 	Metrics    prometheus.Registerer
+	// ServerVersion is told to clients in joined.
+	ServerVersion string
 }
 
 // Handler accepts WebSocket connections at the signaling endpoint.

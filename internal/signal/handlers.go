@@ -1,7 +1,9 @@
 package signal
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode"
@@ -40,28 +42,31 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 	// Absent means true; a resume keeps the session's original choice, as
 	// the media session it returns to was opened with it.
 	manual := m.AutoSubscribe != nil && !*m.AutoSubscribe
-	media, err := s.h.deps.Media.Open(roomName, info.SID, room.SessionOptions{Permissions: *info.Permissions, ManualSubscribe: manual}, p)
+	mem, err := s.h.deps.Rooms.Join(s.h.ctx, room.JoinRequest{Room: roomName, Info: info, Participant: p, Events: p,
+		ManualSubscribe: manual})
 	if err != nil {
-		s.log.Error("open media session", "err", err)
-		return &protoError{Code: CodeInternal, Message: "join: media server unavailable", Fatal: true}
+		return joinError(err, s.log)
 	}
-	p.media = media
-	r, others, err := s.h.deps.Rooms.Join(roomName, p, info)
-	if err != nil {
-		media.Close()
-		if errors.Is(err, room.ErrRoomFull) {
-			return &protoError{Code: CodeRoomFull, Message: "join: the room is full", Fatal: true}
-		}
-		return &protoError{Code: CodeInternal, Message: "join: the room is closing, try again", Fatal: true}
-	}
-	p.rm.Store(r)
+	p.member.Store(mem)
 	s.h.register(p)
 	s.p = p
 	s.joined.Store(true)
-	s.send(s.joinedMessage(p, info, others, p.resumeToken, false))
+	s.send(s.joinedMessage(p, info, mem.Others(), p.resumeToken, false))
 	p.release()
-	media.Start()
 	return nil
+}
+
+// joinError is what the client is told when joining the room failed.
+func joinError(err error, log *slog.Logger) *protoError {
+	switch {
+	case errors.Is(err, room.ErrRoomFull):
+		return &protoError{Code: CodeRoomFull, Message: "join: the room is full", Fatal: true}
+	case errors.Is(err, room.ErrClosed), errors.Is(err, context.Canceled):
+		return &protoError{Code: CodeInternal, Message: "join: the room is closing, try again", Fatal: true}
+	default:
+		log.Error("join failed", "err", err)
+		return &protoError{Code: CodeInternal, Message: "join: media server unavailable", Fatal: true}
+	}
 }
 
 // resume attaches this connection to a participant whose connection
@@ -81,9 +86,8 @@ func (s *session) resume(req *resumeRequest, claims *auth.Claims) *protoError {
 	s.log = p.log
 	s.p = p
 	s.joined.Store(true)
-	r := p.rm.Load()
 	self, others := p.info, []room.ParticipantInfo{}
-	for _, x := range r.Participants() {
+	for _, x := range p.member.Load().Participants() {
 		if x.SID == p.sid {
 			self.Tracks = x.Tracks
 		} else {
@@ -92,7 +96,7 @@ func (s *session) resume(req *resumeRequest, claims *auth.Claims) *protoError {
 	}
 	s.send(s.joinedMessage(p, self, others, token, true))
 	p.release()
-	if err := p.media.Resync(); err != nil {
+	if err := p.media().Resync(); err != nil {
 		p.log.Warn("ICE restart after resume failed", "err", err)
 	}
 	p.log.Info("session resumed")
@@ -105,10 +109,10 @@ func (s *session) joinedMessage(p *participant, self room.ParticipantInfo, other
 	if others == nil {
 		others = []room.ParticipantInfo{}
 	}
-	r := p.rm.Load()
+	mem := p.member.Load()
 	return joinedMessage{
-		Type: "joined", Protocol: ProtocolVersion, ServerVersion: s.h.cfg.ServerVersion,
-		Room:        roomRef{SID: r.SID(), Name: r.Name()},
+		Type: "joined", Protocol: ProtocolVersion, ServerVersion: s.h.deps.ServerVersion,
+		Room:        roomRef{SID: mem.RoomSID(), Name: mem.RoomName()},
 		Participant: self, Participants: others, ICEServers: s.iceServers(p.identity),
 		ResumeToken: token, Resumed: resumed,
 	}
@@ -143,11 +147,11 @@ func (s *session) iceServers(identity string) []ICEServer {
 }
 
 func (s *session) handleOffer(m *clientMessage) *protoError {
-	return mediaError("offer", s.p.media.Publish(m.SDP, m.Tracks))
+	return mediaError("offer", s.p.media().Publish(m.SDP, m.Tracks))
 }
 
 func (s *session) handleAnswer(m *clientMessage) *protoError {
-	return mediaError("answer", s.p.media.SubscriberAnswer(m.SDP))
+	return mediaError("answer", s.p.media().SubscriberAnswer(m.SDP))
 }
 
 func (s *session) handleCandidate(m *clientMessage) *protoError {
@@ -155,30 +159,29 @@ func (s *session) handleCandidate(m *clientMessage) *protoError {
 	if c != nil && c.Candidate == "" {
 		c = nil // an empty candidate string also means end of candidates
 	}
-	if err := s.p.media.AddCandidate(m.Target, c); err != nil {
+	if err := s.p.media().AddCandidate(m.Target, c); err != nil {
 		return newError(CodeBadRequest, "candidate: %v", err)
 	}
 	return nil
 }
 
 func (s *session) handleRestartICE(*clientMessage) *protoError {
-	return mediaError("restart_ice", s.p.media.RestartICE())
+	return mediaError("restart_ice", s.p.media().RestartICE())
 }
 
 func (s *session) handleMute(m *clientMessage) *protoError {
-	if err := s.p.media.SetMuted(m.TrackSID, m.Muted); err != nil {
+	if err := s.p.member.Load().SetMuted(m.TrackSID, m.Muted); err != nil {
 		return newError(CodeBadRequest, "mute: no published track %q", truncate(m.TrackSID, 40))
 	}
-	s.p.rm.Load().SetMuted(s.p.sid, m.TrackSID, m.Muted)
 	return nil
 }
 
 func (s *session) handleSubscribe(m *clientMessage) *protoError {
-	return mediaError(m.Type, s.p.media.Subscribe(m.TrackSIDs, m.Type == "subscribe"))
+	return mediaError(m.Type, s.p.media().Subscribe(m.TrackSIDs, m.Type == "subscribe"))
 }
 
 func (s *session) handleChat(m *clientMessage) *protoError {
-	s.p.rm.Load().Chat(s.p.sid, m.Text)
+	s.p.member.Load().Chat(m.Text)
 	return nil
 }
 

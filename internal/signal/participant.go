@@ -25,15 +25,17 @@ const (
 // connection for the resume timeout, keeping its room membership and media
 // session, so that a client can resume without anyone noticing. It
 // implements room.Participant and room.MediaEvents.
+//
+// Lock order: participant.mu is taken alone; it is never held while
+// sending, or while calling the room or the media session.
 type participant struct {
 	h        *Handler
 	sid      string
 	identity string
 	roomName string
 	info     room.ParticipantInfo // as the participant itself sees it
-	media    room.MediaSession
 	log      *slog.Logger
-	rm       atomic.Pointer[room.Room] // set once the room is joined
+	member   atomic.Pointer[room.Member] // set once the room is joined
 
 	// mu guards the fields below; it is never held while sending or calling
 	// the room or the media session.
@@ -114,7 +116,7 @@ func (p *participant) Close(reason string) {
 	if c != nil {
 		c.Close(reason)
 	}
-	p.leave()
+	p.leave(reason)
 }
 
 // connectionEnded runs when c's reader stops. A participant whose client
@@ -130,7 +132,11 @@ func (p *participant) connectionEnded(c *session, clientLeft bool) {
 	if clientLeft || p.h.closing.Load() {
 		p.state = done
 		p.mu.Unlock()
-		p.leave()
+		reason := "left"
+		if !clientLeft {
+			reason = room.ReasonServerShutdown
+		}
+		p.leave(reason)
 		return
 	}
 	p.state = parked
@@ -148,8 +154,7 @@ func (p *participant) expire() {
 	}
 	p.state = done
 	p.mu.Unlock()
-	p.log.Info("client did not resume in time")
-	p.leave()
+	p.leave("resume_timeout")
 }
 
 // resume attaches a new connection to the participant. The client may
@@ -175,17 +180,18 @@ func (p *participant) resume(c *session, token, identity, roomName string) (newT
 
 // leave releases the room membership and the media session; it runs once,
 // on the transition to done.
-func (p *participant) leave() {
+func (p *participant) leave(reason string) {
 	p.h.unregister(p)
-	if r := p.rm.Load(); r != nil {
-		p.h.deps.Rooms.Leave(r, p.sid)
+	if mem := p.member.Load(); mem != nil {
+		mem.Leave(reason)
 	}
-	p.media.Close()
-	p.log.Info("participant left")
 }
 
-// MediaEvents, called from media goroutines: they only queue messages or
-// update the room.
+// media is the participant's media session; it is set before any handler
+// that uses it runs.
+func (p *participant) media() room.MediaSession { return p.member.Load().Media() }
+
+// MediaEvents, called from media goroutines: they only queue messages.
 
 func (p *participant) PublisherAnswer(sdp string, tracks []room.TrackInfo) {
 	p.send(sdpMessage{Type: "answer", Target: room.TargetPublisher, SDP: sdp, Tracks: tracks})
@@ -197,16 +203,4 @@ func (p *participant) SubscriberOffer(sdp string, tracks map[string]room.TrackIn
 
 func (p *participant) LocalCandidate(target string, c *room.Candidate) {
 	p.send(candidateMessage{Type: "candidate", Target: target, Candidate: c})
-}
-
-func (p *participant) TrackPublished(t room.TrackInfo) {
-	if r := p.rm.Load(); r != nil {
-		r.AddTrack(t)
-	}
-}
-
-func (p *participant) TrackUnpublished(t room.TrackInfo) {
-	if r := p.rm.Load(); r != nil {
-		r.RemoveTrack(t)
-	}
 }

@@ -1,0 +1,79 @@
+package sfu
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// A sink starts at a keyframe like a subscriber, gets sender reports in
+// order with the packets, and hears Ended once detached.
+func TestSinkStartsAtKeyframeAndGetsReports(t *testing.T) {
+	t.Parallel()
+	f := newSinkFixture(1, 64)
+	sink := f.sinks[0]
+	tmpl := vp8Template(500)
+	for i := 1; i <= 10; i++ { // delta frames: not delivered
+		f.send(tmpl, uint16(i))
+	}
+	f.up.senderReport(&room.SenderReport{SSRC: 42, NTPTime: 1 << 32, RTPTime: 1000})
+	for i := 30; i < 40; i++ { // a keyframe (30), then deltas
+		f.send(tmpl, uint16(i))
+	}
+	waitFor(t, func() bool { return sink.packets.Load() == 10 && sink.reports.Load() == 1 }, "sink got packets and a report")
+	if got := sink.keyframes.Load(); got != 1 {
+		t.Errorf("%d keyframe packets, want 1", got)
+	}
+	a := &sinkAttachment{router: newTestRouter(), down: f.up.downsList()[0], out: f.outs[0], sink: sink}
+	a.Detach()
+	f.outs[0].wait()
+	f.send(tmpl, 60)
+	if got := sink.packets.Load(); got != 10 {
+		t.Errorf("%d packets after detach, want 10", got)
+	}
+}
+
+// A sink adds no allocation per forwarded packet.
+func TestSinkFanOutAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a build without -race; scripts/test.sh runs this test so")
+	}
+	f := newSinkFixture(4, 4096)
+	defer f.close()
+	tmpl := vp8Template(1200)
+	f.send(tmpl, 0)
+	seq := uint16(0)
+	var mu sync.Mutex
+	allocs := testing.AllocsPerRun(2000, func() {
+		mu.Lock()
+		seq++
+		mu.Unlock()
+		f.send(tmpl, seq)
+		for f.queued() > 1024 {
+			time.Sleep(time.Microsecond)
+		}
+	})
+	t.Logf("%.2f allocations per published packet (4 sinks)", allocs)
+	if allocs > 0.5 {
+		t.Fatalf("%.2f allocations per published packet, want 0 in steady state", allocs)
+	}
+}
+
+func newTestRouter() *Router {
+	return &Router{sinks: map[*sinkAttachment]struct{}{}, ups: map[string]*UpTrack{}, peers: map[string]*Peer{}}
+}
+
+func (u *UpTrack) downsList() []*DownTrack { return *u.downs.Load() }
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

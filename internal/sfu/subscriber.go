@@ -1,0 +1,251 @@
+package sfu
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// maxPendingCandidates bounds the remote subscriber candidates kept until
+// the first answer.
+const maxPendingCandidates = 64
+
+// subscriber is the half of a Peer that sends the participant the others'
+// tracks: its subscriber connection (the server offers, or answers a
+// client's offer to receive), its subscriptions and their writer.
+type subscriber struct {
+	p  *Peer
+	wg sync.WaitGroup // the subscriptions' RTCP readers
+
+	// mu guards the fields below. It is held across pion calls that build
+	// descriptions (no network I/O), never while calling the router, and
+	// never taken from pion callbacks that may run under pion's own locks.
+	mu             sync.Mutex
+	closed         bool
+	started        bool
+	pc             *webrtc.PeerConnection   // made on the first subscription
+	out            *writer                  // made with pc
+	downs          map[string]*subscription // by up track sid
+	awaitingAnswer bool
+	pendingOffer   bool
+	restartICE     bool
+	pendingCands   []webrtc.ICECandidateInit // before the first answer
+}
+
+func newSubscriber(p *Peer) subscriber {
+	return subscriber{p: p, downs: map[string]*subscription{}}
+}
+
+// connLocked returns the subscriber connection, creating it, its writer
+// and the writer's goroutine on the first subscription. sub.mu must be held.
+func (sub *subscriber) connLocked() (*webrtc.PeerConnection, error) {
+	if sub.pc != nil {
+		return sub.pc, nil
+	}
+	p := sub.p
+	pc, err := p.e.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: subscriber connection: %w", err)
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.cands.local(room.TargetSubscriber, c) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		p.log.Debug("subscriber connection state", "state", s.String())
+	})
+	sub.pc = pc
+	// Made before any subscription exists: forwarders reach the writer
+	// only through a down track, added to its up track after this.
+	sub.out = newWriter(p.e.cfg.SubscriberQueue, &p.stats)
+	sub.out.start(nil)
+	return pc, nil
+}
+
+// start lets negotiation begin; tracks subscribed between Open and Start
+// are offered now.
+func (sub *subscriber) start() {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	sub.started = true
+	if len(sub.downs) > 0 {
+		sub.negotiateLocked()
+	}
+}
+
+// subscribe adds subscriptions to ups and renegotiates once for all.
+func (sub *subscriber) subscribe(ups ...*UpTrack) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	added := false
+	for _, up := range ups {
+		added = sub.addLocked(up, nil) || added
+	}
+	if added {
+		sub.negotiateLocked()
+	}
+}
+
+// addLocked subscribes to up, unless it is already received or ending, on
+// tr or, if tr is nil, on a free or new transceiver. sub.mu must be held.
+func (sub *subscriber) addLocked(up *UpTrack, tr *webrtc.RTPTransceiver) bool {
+	p := sub.p
+	// An ended track is being unpublished; a subscription added now would
+	// never be removed.
+	if sub.closed || up.ended.Load() || sub.downs[up.info.SID] != nil {
+		return false
+	}
+	pc, err := sub.connLocked()
+	if err != nil {
+		p.log.Error("subscriber connection", "err", err)
+		return false
+	}
+	s, err := newSubscription(up, sub.out)
+	if err != nil {
+		p.log.Error("create down track", "track", up.info.SID, "err", err)
+		return false
+	}
+	if tr == nil {
+		tr = sub.freeTransceiverLocked(pc, s.local.Kind())
+	}
+	if tr, err = sub.sendOnLocked(pc, tr, s); err != nil {
+		p.log.Error("add down track", "track", up.info.SID, "err", err)
+		return false
+	}
+	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{up.codec}); err != nil {
+		p.log.Debug("codec preferences", "err", err)
+	}
+	s.sender = tr.Sender()
+	sub.downs[up.info.SID] = s
+	sub.wg.Add(1)
+	go func() { defer sub.wg.Done(); s.readRTCP(&p.stats) }()
+	// Added under sub.mu, so unsubscribe, which takes it too, always sees it.
+	up.addDown(s.DownTrack)
+	return true
+}
+
+// freeTransceiverLocked returns a transceiver of kind that sends nothing:
+// one whose track was removed, or one a client offered to receive on. Without
+// reuse every unsubscribe and subscribe again would add a media section for
+// good, and a client toggling a track would grow its offers without bound.
+func (sub *subscriber) freeTransceiverLocked(pc *webrtc.PeerConnection, kind webrtc.RTPCodecType) *webrtc.RTPTransceiver {
+	for _, tr := range pc.GetTransceivers() {
+		dir := tr.Direction()
+		free := dir == webrtc.RTPTransceiverDirectionInactive || dir == webrtc.RTPTransceiverDirectionSendonly
+		if tr.Kind() == kind && tr.Sender() == nil && free {
+			return tr
+		}
+	}
+	return nil
+}
+
+// sendOnLocked sends s on tr, or on a new transceiver if tr is nil.
+func (sub *subscriber) sendOnLocked(pc *webrtc.PeerConnection, tr *webrtc.RTPTransceiver, s *subscription) (*webrtc.RTPTransceiver, error) {
+	if tr == nil {
+		return pc.AddTransceiverFromTrack(s.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	}
+	sender, err := sub.p.e.api.NewRTPSender(s.local, pc.SCTP().Transport())
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.SetSender(sender, s.local); err != nil { // inactive becomes sendonly
+		_ = sender.Stop()
+		return nil, err
+	}
+	return tr, nil
+}
+
+// unsubscribe removes the subscriptions to ups and renegotiates once.
+func (sub *subscriber) unsubscribe(ups ...*UpTrack) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	removed := false
+	for _, up := range ups {
+		s, ok := sub.downs[up.info.SID]
+		if !ok {
+			continue
+		}
+		delete(sub.downs, up.info.SID)
+		s.closed.Store(true)
+		up.removeDown(s.DownTrack)
+		removed = true
+		if sub.closed {
+			continue
+		}
+		if err := sub.pc.RemoveTrack(s.sender); err != nil {
+			sub.p.log.Debug("remove down track", "err", err)
+		}
+	}
+	if removed {
+		sub.negotiateLocked()
+	}
+}
+
+// detachAll takes every subscription off its up track, for a peer that is
+// closing: forwarders stop reaching it.
+func (sub *subscriber) detachAll() {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	for _, s := range sub.downs {
+		s.closed.Store(true)
+		s.up.removeDown(s.DownTrack)
+	}
+}
+
+// count is how many tracks the subscriber receives.
+func (sub *subscriber) count() int {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return len(sub.downs)
+}
+
+// addCandidate adds a remote candidate, queueing it until the connection
+// has its first answer.
+func (sub *subscriber) addCandidate(init webrtc.ICECandidateInit) error {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.closed {
+		return errPeerClosed
+	}
+	if sub.pc == nil || sub.pc.RemoteDescription() == nil {
+		if len(sub.pendingCands) < maxPendingCandidates {
+			sub.pendingCands = append(sub.pendingCands, init)
+		}
+		return nil
+	}
+	if err := sub.pc.AddICECandidate(init); err != nil {
+		return fmt.Errorf("candidate rejected: %w", err)
+	}
+	return nil
+}
+
+// applyPendingCandidatesLocked adds the candidates queued before the
+// connection had a remote description. sub.mu must be held.
+func (sub *subscriber) applyPendingCandidatesLocked() {
+	for _, c := range sub.pendingCands {
+		if err := sub.pc.AddICECandidate(c); err != nil {
+			sub.p.log.Debug("queued candidate rejected", "err", err)
+		}
+	}
+	sub.pendingCands = nil
+}
+
+// close stops the subscriber connection and its writer and waits for
+// their goroutines; queued packets are released.
+func (sub *subscriber) close() {
+	sub.mu.Lock()
+	sub.closed = true // no connection is created after this
+	pc, out := sub.pc, sub.out
+	sub.mu.Unlock()
+	if pc != nil {
+		if err := pc.Close(); err != nil {
+			sub.p.log.Debug("close subscriber connection", "err", err)
+		}
+	}
+	sub.wg.Wait()
+	if out != nil {
+		out.stop()
+		out.wait()
+		out.drain() // what forwarders queued after the writer stopped
+	}
+}
