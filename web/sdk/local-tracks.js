@@ -1,0 +1,129 @@
+// @ts-check
+/**
+ * The tracks the app publishes. They outlive any one publisher connection:
+ * after a rejoin they are published again on the new one.
+ * @module quartet/local-tracks
+ */
+
+import { msidTrackIdsByMid } from './util.js';
+
+/** @typedef {import('./protocol.js').TrackSource} TrackSource */
+
+/**
+ * Local bookkeeping for one published track.
+ * @typedef {Object} LocalEntry
+ * @property {MediaStreamTrack} track
+ * @property {TrackSource} source
+ * @property {boolean} muted
+ * @property {boolean|null} serverMuted the mute state the server last heard
+ * @property {string|null} sid
+ * @property {string|null} offeredId msid track id sent in the last offer
+ * @property {RTCRtpTransceiver|null} transceiver
+ */
+
+/**
+ * An entry of an offer's `tracks` list.
+ * @typedef {{trackId: string, source: TrackSource, muted: boolean}} OfferedTrack
+ */
+
+export class LocalTracks {
+  constructor() {
+    /** @private @type {Map<string, LocalEntry>} by MediaStreamTrack.id */
+    this._entries = new Map();
+    /** One stream for all local tracks, so they share an msid stream id. */
+    this.stream = new MediaStream();
+  }
+
+  get size() {
+    return this._entries.size;
+  }
+
+  /** @returns {IterableIterator<LocalEntry>} */
+  values() {
+    return this._entries.values();
+  }
+
+  /** @param {MediaStreamTrack} track */
+  get(track) {
+    return this._entries.get(track.id);
+  }
+
+  /**
+   * Starts tracking a track (not yet sent on any connection).
+   * @param {MediaStreamTrack} track
+   * @param {TrackSource} source
+   * @returns {LocalEntry}
+   */
+  add(track, source) {
+    /** @type {LocalEntry} */
+    const entry = {
+      track, source, muted: !track.enabled, serverMuted: null,
+      sid: null, offeredId: null, transceiver: null,
+    };
+    this._entries.set(track.id, entry);
+    this.stream.addTrack(track);
+    return entry;
+  }
+
+  /**
+   * Stops tracking a track; the caller takes it off the connection.
+   * @param {MediaStreamTrack} track
+   * @returns {LocalEntry|undefined}
+   */
+  remove(track) {
+    const entry = this._entries.get(track.id);
+    if (!entry) return undefined;
+    this._entries.delete(track.id);
+    this.stream.removeTrack(track);
+    return entry;
+  }
+
+  /**
+   * Forgets what belonged to the closed connection: its transceivers, and
+   * the sids the server gave (a new session gives new ones).
+   */
+  forgetConnection() {
+    for (const entry of this._entries.values()) { entry.transceiver = null; entry.sid = null; }
+  }
+
+  /**
+   * Builds the offer's `tracks` list. The protocol keys tracks by their msid
+   * track id, which Chromium takes from the sender (equal to the track id for
+   * a fresh transceiver, but not after replaceTrack), so read it from the SDP.
+   * @param {RTCPeerConnection} pc
+   * @param {string} sdp the offer
+   * @returns {OfferedTrack[]}
+   */
+  describeOffer(pc, sdp) {
+    const msidByMid = msidTrackIdsByMid(sdp);
+    const live = new Set(pc.getTransceivers());
+    /** @type {OfferedTrack[]} */
+    const tracks = [];
+    for (const entry of this._entries.values()) {
+      const tr = entry.transceiver;
+      if (!tr || !live.has(tr) || tr.mid == null) continue;
+      entry.offeredId = msidByMid.get(tr.mid) || entry.track.id;
+      entry.serverMuted = entry.muted;
+      tracks.push({ trackId: entry.offeredId, source: entry.source, muted: entry.muted });
+    }
+    return tracks;
+  }
+
+  /**
+   * Records the server sids from a publisher answer's `tracks`.
+   * @param {unknown} tracks
+   * @param {(entry: LocalEntry, isNew: boolean) => void} named called for
+   *   each entry the answer names, after its sid is set
+   */
+  applySids(tracks, named) {
+    if (!Array.isArray(tracks)) return;
+    for (const t of tracks) {
+      for (const entry of this._entries.values()) {
+        if (entry.offeredId !== t.trackId || !t.sid) continue;
+        const isNew = entry.sid !== t.sid;
+        entry.sid = t.sid;
+        named(entry, isNew);
+      }
+    }
+  }
+}
