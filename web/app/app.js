@@ -135,7 +135,7 @@ async function start(name) {
     return;
   }
 
-  window.quartet = { room };
+  /** @type {Window & {quartet?: {room: Room}}} */ (window).quartet = { room };
   setBodyState('joined');
   renderLocalTile(name);
   syncParticipantTiles();
@@ -294,7 +294,8 @@ async function toggleScreenShare() {
     stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15, max: 30 } }, audio: true });
   } catch (err) {
     // Cancelling the picker is not an error worth a banner.
-    if (err && err.name !== 'NotAllowedError' && err.name !== 'AbortError') showBanner(`Could not share the screen: ${errorMessage(err)}`);
+    const name = err instanceof DOMException ? err.name : '';
+    if (err && name !== 'NotAllowedError' && name !== 'AbortError') showBanner(`Could not share the screen: ${errorMessage(err)}`);
     return;
   }
   state.screen = stream.getTracks();
@@ -575,8 +576,8 @@ function updateTileState(sid) {
   for (const kind of /** @type {const} */ (['main', 'screen'])) {
     const tile = findTile(sid, kind);
     if (!tile) continue;
-    tile.querySelector('.name').textContent = kind === 'screen' ? `${name} (screen)` : name;
-    tile.querySelector('.initial').textContent = initialOf(name);
+    setText(tile, '.name', kind === 'screen' ? `${name} (screen)` : name);
+    setText(tile, '.initial', initialOf(name));
     const videoSid = tile.dataset.trackSid;
     const videoInfo = tracks.find((t) => t.sid === videoSid);
     tile.classList.toggle('no-video', !videoSid || !!(videoInfo && videoInfo.muted));
@@ -767,6 +768,18 @@ function el(tag, className, text) {
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+/**
+ * Sets the text of an element inside `parent` (ensureTile made it, so it is
+ * there; the check is for the type checker's sake and costs nothing).
+ * @param {Element} parent
+ * @param {string} selector
+ * @param {string} text
+ */
+function setText(parent, selector, text) {
+  const node = parent.querySelector(selector);
+  if (node) node.textContent = text;
 }
 
 /** @param {string} name */
