@@ -36,6 +36,25 @@ if [[ " ${missing[*]} " == *" coturn "* ]]; then
   fi
 fi
 
+# Type-check the browser SDK and app (web/jsconfig.json) with the
+# typescript pinned in web/package-lock.json. Node and npm come from
+# Debian's nodejs and npm packages when missing; npm ci runs again when
+# the lockfile is newer than the install.
+if ! command -v npm >/dev/null 2>&1; then
+  as_root=()
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "missing test tools: nodejs npm (install them with apt-get)" >&2; exit 1; }
+    as_root=(sudo)
+  fi
+  echo "installing test tools: nodejs npm"
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -e web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  (cd web && npm ci --no-audit --no-fund)
+fi
+(cd web && npm run --silent typecheck)
+
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
 # Allocation tests need a build without the race detector.
