@@ -35,12 +35,55 @@ type Options struct {
 	WrapUDP func(net.PacketConn) net.PacketConn
 }
 
-// Logger discards logs unless QUARTET_TEST_LOG is set.
+// Logger discards logs unless QUARTET_TEST_LOG is set. Clients use it; a
+// started server logs to its own capture (see Start).
 func Logger() *slog.Logger {
 	if os.Getenv("QUARTET_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// maxCapturedLog bounds the server log kept for a failing test: the last
+// bytes are the ones that explain a failure.
+const maxCapturedLog = 2 << 20
+
+// logCapture keeps the tail of a server's log.
+type logCapture struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *logCapture) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if over := len(l.buf) - maxCapturedLog; over > 0 {
+		l.buf = append(l.buf[:0], l.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (l *logCapture) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
+}
+
+// serverLogger returns the logger of a server started for tb. Its debug
+// log is printed when tb fails, so that an intermittent failure explains
+// itself; with QUARTET_TEST_LOG set it goes to stderr as it happens.
+func serverLogger(tb testing.TB) *slog.Logger {
+	if os.Getenv("QUARTET_TEST_LOG") != "" {
+		return Logger()
+	}
+	capture := &logCapture{}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("server log (last %d bytes at most):\n%s", maxCapturedLog, capture)
+		}
+	})
+	return slog.New(slog.NewTextHandler(capture, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // Start runs a server until the test or benchmark ends.
@@ -64,7 +107,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	if opts.WrapUDP != nil {
 		udp = opts.WrapUDP(udp)
 	}
-	srv, err := server.New(cfg, Logger(), server.Options{Version: "test", Web: web.FS, HTTPListener: ln, UDPConn: udp})
+	srv, err := server.New(cfg, serverLogger(tb), server.Options{Version: "test", Web: web.FS, HTTPListener: ln, UDPConn: udp})
 	if err != nil {
 		tb.Fatal(err)
 	}
