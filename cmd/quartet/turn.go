@@ -57,9 +57,9 @@ func turnCredentials(args []string, stdout io.Writer) error {
 	}
 	var own []string
 	if cfg.TURN.Enabled {
-		own = turn.URIsFor(cfg, cfg.TURN.Port, cfg.TURN.TLSPort)
+		own = turn.URIsFor(cfg.TURN, cfg.TURNRelayIP(), cfg.TURN.Port, cfg.TURN.TLSPort)
 	}
-	dir, err := turn.NewDirectory(cfg.TURN, turn.NewCredentials(cfg), own)
+	dir, err := turn.NewDirectory(cfg.TURN, turn.NewCredentials(cfg.TURN, cfg.TURNSecret()), own)
 	if err != nil {
 		return err
 	}

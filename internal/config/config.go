@@ -18,21 +18,24 @@ import (
 	"github.com/quartet-rtc/quartet/internal/room"
 	"github.com/quartet-rtc/quartet/internal/sfu"
 	"github.com/quartet-rtc/quartet/internal/signal"
+	"github.com/quartet-rtc/quartet/internal/turn"
 )
 
 // Config is the whole server configuration. Each role owns the type of its
-// own section (sfu.Config, signal.Config, room.Config, ...), settings only;
-// what a role needs at run time besides settings comes in its Deps. Every
-// field has a yaml tag; the environment variable names are derived from
-// those tags (see env.go).
+// own section (sfu.Config, signal.Config, room.Config, turn.Config),
+// settings only; what a role needs at run time besides settings comes in
+// its Deps, which the caller fills in (the turn secret and relay address in
+// effect come from TURNSecret and TURNRelayIP). Every field has a yaml
+// tag; the environment variable names are derived from those tags (see
+// env.go).
 type Config struct {
-	Log    LogConfig    `yaml:"log"`
-	HTTP   HTTPConfig   `yaml:"http"`
+	Log    LogConfig     `yaml:"log"`
+	HTTP   HTTPConfig    `yaml:"http"`
 	Media  sfu.Config    `yaml:"media"`
 	Auth   AuthConfig    `yaml:"auth"`
 	Signal signal.Config `yaml:"signal"`
 	Room   room.Config   `yaml:"room"`
-	TURN   TURNConfig    `yaml:"turn"`
+	TURN   turn.Config   `yaml:"turn"`
 
 	// Role is what the process runs: RoleAll for `quartet serve`, RoleTURN
 	// for `quartet turn`. It is set by the command, not by configuration.
@@ -66,44 +69,6 @@ type AuthConfig struct {
 	TokenTTL time.Duration     `yaml:"token_ttl"` // lifetime of tokens minted by the dev endpoint and CLI
 }
 
-// TURNConfig controls the built-in STUN/TURN server.
-type TURNConfig struct {
-	Enabled bool   `yaml:"enabled"`  // run STUN/TURN inside `quartet serve`
-	Host    string `yaml:"host"`     // IP the UDP, TCP and TLS listeners bind to
-	Port    int    `yaml:"port"`     // STUN/TURN over UDP and TCP
-	TLSPort int    `yaml:"tls_port"` // TURN over TLS; 0 = off
-	TLSCert string `yaml:"tls_cert"` // PEM certificate chain file for TLS
-	TLSKey  string `yaml:"tls_key"`  // PEM private key file for TLS
-	Realm   string `yaml:"realm"`
-
-	// Secret is the shared secret of the TURN REST credential scheme
-	// (coturn's static-auth-secret); every server of a deployment has it.
-	Secret        string            `yaml:"secret"`
-	CredentialTTL time.Duration     `yaml:"credential_ttl"` // lifetime of minted credentials
-	Users         map[string]string `yaml:"users"`          // static long-term users: name -> password
-
-	RelayIP      string   `yaml:"relay_ip"`       // IPv4 relay address told to clients; empty = turn.host or media.public_ips
-	RelayIP6     string   `yaml:"relay_ip6"`      // IPv6 relay address (bound directly); empty = no IPv6 relays
-	RelayMinPort int      `yaml:"relay_min_port"` // relay port range; 0 and 0 = any free port
-	RelayMaxPort int      `yaml:"relay_max_port"`
-	AllowPeers   []string `yaml:"allow_peers"` // CIDRs opened despite the built-in deny list
-
-	MaxAllocations        int           `yaml:"max_allocations"`
-	MaxAllocationsPerUser int           `yaml:"max_allocations_per_user"`
-	AllocationLifetime    time.Duration `yaml:"allocation_lifetime"`     // granted when a client asks for none
-	MaxAllocationLifetime time.Duration `yaml:"max_allocation_lifetime"` // longest lifetime granted
-	MaxBitrate            int64         `yaml:"max_bitrate"`             // bits/s per allocation and direction
-	MaxConnections        int           `yaml:"max_connections"`         // TCP and TLS client connections
-	UnauthRate            float64       `yaml:"unauth_rate"`             // UDP answers per second to one unauthenticated source
-	UnauthBurst           int           `yaml:"unauth_burst"`
-
-	URIs           []string `yaml:"uris"`            // this server's URIs as clients see them; empty = derived
-	Region         string   `yaml:"region"`          // region of this server's URIs
-	Servers        []string `yaml:"servers"`         // other TURN servers, "REGION=URI"
-	RegionHeader   string   `yaml:"region_header"`   // request header holding the client's region
-	RegionNetworks []string `yaml:"region_networks"` // client networks, "CIDR=REGION"
-}
-
 // Default returns the built-in configuration: dev mode, listening on
 // localhost only, so that running the binary without setup is safe.
 func Default() Config {
@@ -129,7 +94,7 @@ func Default() Config {
 			ResumeTimeout:   15 * time.Second,
 		},
 		Room: room.Config{EmptyTimeout: 10 * time.Second, MaxParticipants: 100},
-		TURN: TURNConfig{
+		TURN: turn.Config{
 			Enabled:               true,
 			Host:                  "127.0.0.1",
 			Port:                  3478,
@@ -219,7 +184,9 @@ func yamlMessage(err error) string {
 
 // TURNRelayIP is the IPv4 relay address told to clients: turn.relay_ip, or
 // turn.host when that is a specific address, or the first IPv4 address of
-// media.public_ips. Empty if none applies (Validate reports that).
+// media.public_ips. Empty if none applies (Validate reports that). It reads
+// two sections, so it lives here and callers pass it to the turn package
+// (turn.Deps.RelayIP, turn.URIsFor).
 func (c Config) TURNRelayIP() string {
 	if c.TURN.RelayIP != "" {
 		return c.TURN.RelayIP
@@ -236,7 +203,8 @@ func (c Config) TURNRelayIP() string {
 }
 
 // TURNSecret is the credential secret in effect: turn.secret, or in dev
-// mode (no secret, loopback only) the public DevTURNSecret.
+// mode (no secret, loopback only) the public DevTURNSecret. Callers pass it
+// to the turn package (turn.Deps.Secret, turn.NewCredentials).
 func (c Config) TURNSecret() string {
 	if c.TURN.Secret != "" {
 		return c.TURN.Secret

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/quartet-rtc/quartet/internal/turn"
 )
 
 // MinTURNSecretLength is the shortest turn.secret accepted. Credentials are
@@ -106,14 +108,14 @@ func (c Config) validateRelay() []error {
 		errs = append(errs, fmt.Errorf("turn.relay_min_port: range %d-%d must lie within 1024-65535 with min <= max", t.RelayMinPort, t.RelayMaxPort))
 	}
 	for i, s := range t.AllowPeers {
-		if _, err := ParsePrefix(s); err != nil {
+		if _, err := turn.ParsePrefix(s); err != nil {
 			errs = append(errs, fmt.Errorf("turn.allow_peers[%d]: %w", i, err))
 		}
 	}
 	return errs
 }
 
-func validateTURNLimits(t TURNConfig) []error {
+func validateTURNLimits(t turn.Config) []error {
 	var errs []error
 	errs = append(errs, positiveInt("turn.max_allocations", int64(t.MaxAllocations))...)
 	errs = append(errs, positiveInt("turn.max_allocations_per_user", int64(t.MaxAllocationsPerUser))...)
@@ -136,7 +138,7 @@ func validateTURNLimits(t TURNConfig) []error {
 	return errs
 }
 
-func validateTURNDirectory(t TURNConfig) []error {
+func validateTURNDirectory(t turn.Config) []error {
 	var errs []error
 	for i, u := range t.URIs {
 		if !IsICEURI(u) {
@@ -151,7 +153,7 @@ func validateTURNDirectory(t TURNConfig) []error {
 	}
 	for i, s := range t.RegionNetworks {
 		cidr, region, ok := strings.Cut(s, "=")
-		if _, err := ParsePrefix(cidr); !ok || region == "" || err != nil {
+		if _, err := turn.ParsePrefix(cidr); !ok || region == "" || err != nil {
 			errs = append(errs, fmt.Errorf("turn.region_networks[%d]: %q is not CIDR=REGION (e.g. 203.0.113.0/24=eu)", i, s))
 		}
 	}
@@ -159,27 +161,6 @@ func validateTURNDirectory(t TURNConfig) []error {
 		errs = append(errs, fmt.Errorf("turn.region_header: %q is not a header name", t.RegionHeader))
 	}
 	return errs
-}
-
-// ParsePrefix parses a CIDR or a single address (taken as a /32 or /128).
-// IPv4-mapped IPv6 is unmapped so that it matches the IPv4 range.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	if !strings.Contains(s, "/") {
-		ip, err := netip.ParseAddr(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR or IP address", s)
-		}
-		ip = ip.Unmap()
-		return netip.PrefixFrom(ip, ip.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR or IP address", s)
-	}
-	if p.Addr().Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), nil
 }
 
 // IsICEURI reports whether s looks like a STUN or TURN URI (RFC 7064/7065).

@@ -111,18 +111,3 @@ func TestValidateTURNRejects(t *testing.T) {
 		})
 	}
 }
-
-func TestParsePrefixUnmapsIPv4(t *testing.T) {
-	for in, want := range map[string]string{
-		"127.0.0.1":           "127.0.0.1/32",
-		"::ffff:127.0.0.1":    "127.0.0.1/32",
-		"::ffff:10.0.0.0/104": "10.0.0.0/8",
-		"10.1.2.3/8":          "10.0.0.0/8",
-		"2001:db8::1":         "2001:db8::1/128",
-	} {
-		p, err := ParsePrefix(in)
-		if err != nil || p.String() != want {
-			t.Errorf("ParsePrefix(%q) = %v, %v; want %s", in, p, err, want)
-		}
-	}
-}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,24 +19,28 @@ import (
 func (s *Server) startTURN(cfg config.Config, reg prometheus.Registerer) (*turn.Directory, error) {
 	var own []string
 	if cfg.TURN.Enabled {
-		tcfg, err := turn.FromConfig(cfg, s.mediaAddrs(cfg))
-		if err != nil {
-			return nil, err
-		}
-		if s.turn, err = turn.Start(tcfg, s.log, reg); err != nil {
+		var err error
+		if s.turn, err = turn.Start(cfg.TURN, turnDeps(cfg, s.log, reg, s.mediaAddrs(cfg))); err != nil {
 			return nil, fmt.Errorf("start TURN server: %w", err)
 		}
-		own = turn.ClientURIs(cfg, s.turn)
+		own = s.turn.ClientURIs()
 	}
 	if len(own) == 0 && len(cfg.TURN.Servers) == 0 {
 		return nil, nil
 	}
-	dir, err := turn.NewDirectory(cfg.TURN, turn.NewCredentials(cfg), own)
+	dir, err := turn.NewDirectory(cfg.TURN, turn.NewCredentials(cfg.TURN, cfg.TURNSecret()), own)
 	if err != nil {
 		s.closeTURN()
 		return nil, err
 	}
 	return dir, nil
+}
+
+// turnDeps are the TURN role's Deps. The secret and relay address in
+// effect are worked out here from the whole configuration, so that the
+// turn package reads only its own section.
+func turnDeps(cfg config.Config, log *slog.Logger, reg prometheus.Registerer, media []netip.AddrPort) turn.Deps {
+	return turn.Deps{Log: log, Metrics: reg, Secret: cfg.TURNSecret(), RelayIP: cfg.TURNRelayIP(), MediaAddrs: media}
 }
 
 // mediaAddrs are the addresses where the media server receives: a relay

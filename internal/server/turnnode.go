@@ -27,12 +27,9 @@ type TURNNode struct {
 // NewTURNNode opens the TURN listeners and the HTTP listener.
 func NewTURNNode(cfg config.Config, log *slog.Logger, opts Options) (*TURNNode, error) {
 	reg := registry(opts)
-	tcfg, err := turn.FromConfig(cfg, nil)
-	if err != nil {
-		return nil, err
-	}
 	n := &TURNNode{cfg: cfg, log: log}
-	if n.turn, err = turn.Start(tcfg, log, reg); err != nil {
+	var err error
+	if n.turn, err = turn.Start(cfg.TURN, turnDeps(cfg, log, reg, nil)); err != nil {
 		return nil, fmt.Errorf("start TURN server: %w", err)
 	}
 	mux := http.NewServeMux()
@@ -63,7 +60,7 @@ func (n *TURNNode) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- n.http.Serve(n.listener) }()
 	n.log.Info("quartet turn is ready", "turn_udp_tcp", n.turn.UDPAddr().String(),
-		"uris", turn.ClientURIs(n.cfg, n.turn), "metrics", n.URL()+"/metrics")
+		"uris", n.turn.ClientURIs(), "metrics", n.URL()+"/metrics")
 	var serveErr error
 	select {
 	case <-ctx.Done():

@@ -145,9 +145,8 @@ func TestExpiredCredentialsRefused(t *testing.T) {
 func TestServerClockDecidesExpiry(t *testing.T) {
 	t.Parallel()
 	// Valid by the wall clock, expired by the server's clock.
-	s := startTURN(t, func(c *Config) {
-		c.Credentials = &Credentials{Secret: testSecret, TTL: time.Hour,
-			Now: func() time.Time { return time.Now().Add(2 * time.Hour) }}
+	s, _ := startTURNDeps(t, nil, func(d *Deps) {
+		d.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	})
 	c := newClient(t, udpSocket(t), s.UDPAddr().String(), "alice", nil)
 	_, err := c.Allocate()
@@ -176,7 +175,7 @@ func TestStaticUserAllocates(t *testing.T) {
 	t.Parallel()
 	s := startTURN(t, func(c *Config) {
 		allowLoopback(c)
-		c.Credentials.Users = map[string]string{"carol": "s3cret"}
+		c.Users = map[string]string{"carol": "s3cret"}
 	})
 	c := newClient(t, udpSocket(t), s.UDPAddr().String(), "", func(cfg *pionturn.ClientConfig) {
 		cfg.Username, cfg.Password = "carol", "s3cret"

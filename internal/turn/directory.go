@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"github.com/quartet-rtc/quartet/internal/config"
 )
 
 // ICEServer is one entry of a browser's RTCConfiguration.iceServers.
@@ -40,7 +38,7 @@ type regionNetwork struct {
 
 // NewDirectory builds the directory from cfg. own are this node's URIs
 // (nil when it runs no TURN).
-func NewDirectory(cfg config.TURNConfig, creds *Credentials, own []string) (*Directory, error) {
+func NewDirectory(cfg Config, creds *Credentials, own []string) (*Directory, error) {
 	d := &Directory{creds: creds, header: cfg.RegionHeader}
 	if len(own) > 0 {
 		d.groups = append(d.groups, regionGroup{region: cfg.Region, uris: own})
@@ -51,7 +49,7 @@ func NewDirectory(cfg config.TURNConfig, creds *Credentials, own []string) (*Dir
 	}
 	for _, s := range cfg.RegionNetworks {
 		cidr, region, _ := strings.Cut(s, "=")
-		p, err := config.ParsePrefix(cidr)
+		p, err := ParsePrefix(cidr)
 		if err != nil {
 			return nil, fmt.Errorf("turn.region_networks: %w", err)
 		}

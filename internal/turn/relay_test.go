@@ -16,7 +16,7 @@ import (
 func TestMediaServerException(t *testing.T) {
 	t.Parallel()
 	media := echoPeer(t)
-	s, reg := startTURNReg(t, func(c *Config) { c.MediaAddrs = []netip.AddrPort{addrPort(media.LocalAddr())} })
+	s, reg := startTURNDeps(t, nil, func(d *Deps) { d.MediaAddrs = []netip.AddrPort{addrPort(media.LocalAddr())} })
 	_, relay := udpClient(t, s, "alice")
 	if got := roundTrips(t, relay, media.LocalAddr(), 10); got != 10 {
 		t.Fatalf("%d of 10 packets came back from the media server", got)
@@ -226,7 +226,7 @@ func TestTCPAllocationInboundRefused(t *testing.T) {
 func TestTCPMediaServerNoException(t *testing.T) {
 	t.Parallel()
 	media, other := newTCPPeer(t), newTCPPeer(t)
-	s := startTURN(t, func(c *Config) { c.MediaAddrs = []netip.AddrPort{media.addr().AddrPort()} })
+	s, _ := startTURNDeps(t, nil, func(d *Deps) { d.MediaAddrs = []netip.AddrPort{media.addr().AddrPort()} })
 	c := tcpClient(t, s, "alice")
 	alloc, err := c.AllocateTCP()
 	if err != nil {
@@ -300,7 +300,7 @@ func TestOwnAddressesIncludeRelayAddresses(t *testing.T) {
 	t.Parallel()
 	public := netip.MustParseAddr("198.51.100.20") // stands for a public IP
 	s := startTURN(t, nil)
-	own := ownAddrs(Config{RelayIP: public, RelayIP6: netip.MustParseAddr("2001:db8::20")},
+	own := ownAddrs(resolved{RelayIP: public, RelayIP6: netip.MustParseAddr("2001:db8::20")},
 		s.udp, s.tcp.Listener, nil)
 	p := NewPolicy([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}, nil, own)
 	port := uint16(s.UDPAddr().Port)

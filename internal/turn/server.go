@@ -16,38 +16,9 @@ import (
 	"time"
 
 	pionturn "github.com/pion/turn/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quartet-rtc/quartet/internal/pionlog"
 )
-
-// Config is a resolved TURN configuration.
-type Config struct {
-	Host    string // listen IP
-	Port    int    // UDP and TCP; 0 = a free port, the same for both
-	TLSPort int    // 0 = no TLS listener
-	TLSCert string
-	TLSKey  string
-	Realm   string
-
-	Credentials *Credentials
-
-	RelayIP      netip.Addr // IPv4 relay address told to clients; relay sockets bind Host
-	RelayIP6     netip.Addr // invalid = no IPv6 relays
-	RelayMinPort int
-	RelayMaxPort int
-	AllowPeers   []netip.Prefix
-	MediaAddrs   []netip.AddrPort // the co-located media server, always reachable
-
-	MaxAllocations        int
-	MaxAllocationsPerUser int
-	AllocationLifetime    time.Duration
-	MaxAllocationLifetime time.Duration
-	MaxBitrate            int64
-	MaxConnections        int
-	UnauthRate            float64
-	UnauthBurst           int
-}
 
 // Server is a running STUN/TURN server.
 type Server struct {
@@ -57,11 +28,16 @@ type Server struct {
 	tcp, tls *guardedListener
 	streams  atomic.Int64 // open TCP and TLS client connections
 	quota    *quota
+	uris     []string // what clients are told, see ClientURIs
 }
 
-// Start opens the listeners and serves until Close.
-func Start(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
-	s := &Server{log: log.With("role", "turn"), quota: newQuota(cfg.MaxAllocations, cfg.MaxAllocationsPerUser)}
+// Start resolves c with deps, opens the listeners and serves until Close.
+func Start(c Config, deps Deps) (*Server, error) {
+	cfg, err := resolve(c, deps)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{log: deps.Log.With("role", "turn"), quota: newQuota(cfg.MaxAllocations, cfg.MaxAllocationsPerUser)}
 	udp, tcp, err := listenPair(cfg.Host, cfg.Port)
 	if err != nil {
 		return nil, err
@@ -76,7 +52,7 @@ func Start(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, er
 		}
 	}
 	policy := NewPolicy(cfg.AllowPeers, cfg.MediaAddrs, ownAddrs(cfg, udp, tcp, tlsLn))
-	m := newMetrics(reg)
+	m := newMetrics(deps.Metrics)
 	sources := newSourceLimiter(cfg.UnauthRate, cfg.UnauthBurst, 100_000)
 
 	if err := s.startUDP(cfg, policy, sources, m.forTransport("udp")); err != nil {
@@ -87,19 +63,22 @@ func Start(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, er
 		s.closeListeners(tcp, tlsLn)
 		return nil, err
 	}
+	tlsPort := 0
 	if tlsLn != nil {
 		if s.tls, err = s.startStream(cfg, tlsLn, policy, m.forTransport("tls")); err != nil {
 			s.closeListeners(nil, tlsLn)
 			return nil, err
 		}
+		tlsPort = s.TLSAddr().Port
 	}
+	s.uris = URIsFor(c, deps.RelayIP, s.UDPAddr().Port, tlsPort)
 	return s, nil
 }
 
 // ownAddrs are the listeners' addresses as bound and as clients may name
 // them: at the relay addresses too, which behind 1:1 NAT are not on any
 // interface but lead back here.
-func ownAddrs(cfg Config, udp net.PacketConn, tcp, tlsLn net.Listener) []netip.AddrPort {
+func ownAddrs(cfg resolved, udp net.PacketConn, tcp, tlsLn net.Listener) []netip.AddrPort {
 	own := []netip.AddrPort{addrPort(udp.LocalAddr()), addrPort(tcp.Addr())}
 	ports := []uint16{addrPort(udp.LocalAddr()).Port()}
 	if tlsLn != nil {
@@ -116,7 +95,7 @@ func ownAddrs(cfg Config, udp net.PacketConn, tcp, tlsLn net.Listener) []netip.A
 	return own
 }
 
-func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m *transportMetrics) error {
+func (s *Server) startUDP(cfg resolved, policy *Policy, sources *sourceLimiter, m *transportMetrics) error {
 	allocs := newAllocTable()
 	g := s.newGuard(cfg, policy, sources, allocs, m)
 	srv, err := pionturn.NewServer(s.serverConfig(cfg, m, allocs, pionturn.ServerConfig{
@@ -136,7 +115,7 @@ func (s *Server) startUDP(cfg Config, policy *Policy, sources *sourceLimiter, m 
 // startStream serves TCP or TLS. Its answers are not rate limited: a TCP
 // source cannot be spoofed, so it is no amplification vector, and a client
 // whose request got no answer would wait forever (TCP does not retransmit).
-func (s *Server) startStream(cfg Config, ln net.Listener, policy *Policy, m *transportMetrics) (*guardedListener, error) {
+func (s *Server) startStream(cfg resolved, ln net.Listener, policy *Policy, m *transportMetrics) (*guardedListener, error) {
 	allocs := newAllocTable()
 	gl := &guardedListener{Listener: ln, g: s.newGuard(cfg, policy, nil, allocs, m), max: int64(cfg.MaxConnections),
 		shortTimeout: 10 * time.Second, idleTimeout: cfg.MaxAllocationLifetime + 30*time.Second,
@@ -158,7 +137,7 @@ func (s *Server) startStream(cfg Config, ln net.Listener, policy *Policy, m *tra
 
 // serverConfig fills what every transport's pion server shares. allocs
 // follows the transport's allocations for its guard.
-func (s *Server) serverConfig(cfg Config, m *transportMetrics, allocs *allocTable, sc pionturn.ServerConfig) pionturn.ServerConfig {
+func (s *Server) serverConfig(cfg resolved, m *transportMetrics, allocs *allocTable, sc pionturn.ServerConfig) pionturn.ServerConfig {
 	sc.Realm = cfg.Realm
 	sc.LoggerFactory = pionlog.Factory{Log: s.log.With("transport", m.name)}
 	sc.AllocationLifetime = cfg.AllocationLifetime
@@ -200,12 +179,12 @@ func permissionHandler(policy *Policy, m *transportMetrics, log *slog.Logger) pi
 	}
 }
 
-func (s *Server) newGuard(cfg Config, policy *Policy, sources *sourceLimiter, allocs *allocTable, m *transportMetrics) *guard {
+func (s *Server) newGuard(cfg resolved, policy *Policy, sources *sourceLimiter, allocs *allocTable, m *transportMetrics) *guard {
 	return &guard{creds: cfg.Credentials, realm: cfg.Realm, policy: policy, maxLifetime: cfg.MaxAllocationLifetime,
 		sources: sources, udp: sources != nil, ipv6: cfg.RelayIP6.IsValid(), allocs: allocs, m: m, log: s.log}
 }
 
-func newRelayGenerator(cfg Config, policy *Policy, q *quota, m *transportMetrics) *relayGenerator {
+func newRelayGenerator(cfg resolved, policy *Policy, q *quota, m *transportMetrics) *relayGenerator {
 	return &relayGenerator{bindIP4: cfg.Host, relayIP4: cfg.RelayIP, relayIP6: cfg.RelayIP6,
 		minPort: cfg.RelayMinPort, maxPort: cfg.RelayMaxPort, maxBitrate: cfg.MaxBitrate,
 		policy: policy, quota: q, m: m}
@@ -244,7 +223,7 @@ func growBuffers(conn net.PacketConn, size int) {
 	}
 }
 
-func listenTLS(cfg Config) (net.Listener, error) {
+func listenTLS(cfg resolved) (net.Listener, error) {
 	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
 		return nil, fmt.Errorf("load turn.tls_cert and turn.tls_key: %w", err)
@@ -282,6 +261,10 @@ func (s *Server) TLSAddr() *net.TCPAddr {
 	}
 	return s.tls.Addr().(*net.TCPAddr)
 }
+
+// ClientURIs is what clients are told for this server: turn.uris, or URIs
+// derived from the address clients reach it at and the bound ports.
+func (s *Server) ClientURIs() []string { return s.uris }
 
 // Allocations is the number of relay sockets open.
 func (s *Server) Allocations() int { return s.quota.count() }

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,10 +51,14 @@ func startTURN(t testing.TB, mutate func(*Config)) *Server {
 // metrics are in.
 func startTURNReg(t testing.TB, mutate func(*Config)) (*Server, *prometheus.Registry) {
 	t.Helper()
+	return startTURNDeps(t, mutate, nil)
+}
+
+// startTURNDeps is startTURNReg with mutateDeps adjusting the Deps too.
+func startTURNDeps(t testing.TB, mutate func(*Config), mutateDeps func(*Deps)) (*Server, *prometheus.Registry) {
+	t.Helper()
 	cfg := Config{
-		Host: "127.0.0.1", Realm: "quartet",
-		Credentials:    testCreds(),
-		RelayIP:        netip.MustParseAddr("127.0.0.1"),
+		Host: "127.0.0.1", Realm: "quartet", CredentialTTL: time.Hour,
 		MaxAllocations: 100, MaxAllocationsPerUser: 10,
 		AllocationLifetime: 10 * time.Minute, MaxAllocationLifetime: time.Hour,
 		MaxConnections: 100, UnauthRate: 100, UnauthBurst: 100,
@@ -62,7 +67,11 @@ func startTURNReg(t testing.TB, mutate func(*Config)) (*Server, *prometheus.Regi
 		mutate(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := Start(cfg, discard, reg)
+	deps := Deps{Log: discard, Metrics: reg, Secret: testSecret, RelayIP: "127.0.0.1"}
+	if mutateDeps != nil {
+		mutateDeps(&deps)
+	}
+	s, err := Start(cfg, deps)
 	if err != nil {
 		t.Fatalf("start TURN: %v", err)
 	}
@@ -70,7 +79,7 @@ func startTURNReg(t testing.TB, mutate func(*Config)) (*Server, *prometheus.Regi
 	return s, reg
 }
 
-func allowLoopback(c *Config) { c.AllowPeers = []netip.Prefix{loopback4} }
+func allowLoopback(c *Config) { c.AllowPeers = []string{loopback4.String()} }
 
 // newClient starts a pion TURN client that talks to server over conn with
 // fresh REST credentials for user. It does not allocate.
@@ -446,13 +455,16 @@ func TestNoTLSListenerByDefault(t *testing.T) {
 func TestStartFailsWithBadTLSCert(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cfg := Config{Host: "127.0.0.1", Realm: "quartet", Credentials: testCreds(),
+	cfg := Config{Host: "127.0.0.1", Realm: "quartet", CredentialTTL: time.Hour,
 		TLSPort: freeTCPPort(t), TLSCert: filepath.Join(dir, "missing.pem"), TLSKey: filepath.Join(dir, "missing.key"),
 		MaxAllocations: 1, MaxAllocationsPerUser: 1, MaxConnections: 1, UnauthRate: 1, UnauthBurst: 1}
-	s, err := Start(cfg, discard, prometheus.NewRegistry())
+	s, err := Start(cfg, Deps{Log: discard, Metrics: prometheus.NewRegistry(), Secret: testSecret, RelayIP: "127.0.0.1"})
 	if err == nil {
 		_ = s.Close()
 		t.Fatal("Start succeeded with a missing TLS certificate")
+	}
+	if !strings.Contains(err.Error(), "turn.tls_cert") {
+		t.Fatalf("Start: %v, want the error to name turn.tls_cert", err)
 	}
 }
 
@@ -527,8 +539,8 @@ func TestIPv6Relay(t *testing.T) {
 	}
 	_ = probe.Close()
 	s := startTURN(t, func(c *Config) {
-		c.RelayIP6 = netip.IPv6Loopback()
-		c.AllowPeers = []netip.Prefix{netip.MustParsePrefix("::1/128")}
+		c.RelayIP6 = "::1"
+		c.AllowPeers = []string{"::1/128"}
 	})
 	c := newClient(t, udpSocket(t), s.UDPAddr().String(), "alice", func(cfg *pionturn.ClientConfig) {
 		cfg.RequestedAddressFamily = pionturn.RequestedAddressFamilyIPv6
