@@ -47,8 +47,10 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 	if err != nil {
 		return joinError(err, s.log)
 	}
-	p.member.Store(mem)
-	s.h.register(p)
+	s.h.register(p) // before joined, so that a Close racing with it unregisters
+	if !p.joined(mem) {
+		return nil // ended meanwhile: its connection has the reason and is closing
+	}
 	s.p = p
 	s.joined.Store(true)
 	s.send(s.joinedMessage(p, info, mem.Others(), p.resumeToken, false))

@@ -44,6 +44,7 @@ type participant struct {
 	conn        *session // nil unless attached
 	resumeToken string
 	parkTimer   *time.Timer
+	endReason   string // why the server ended it (Close)
 	// holding is set from joining the room (or resuming) until the joined
 	// message is queued, which must be the connection's first message;
 	// events meanwhile wait in held.
@@ -108,7 +109,7 @@ func (p *participant) Close(reason string) {
 		p.mu.Unlock()
 		return
 	}
-	p.state = done
+	p.state, p.endReason = done, reason
 	if state == parked {
 		p.parkTimer.Stop()
 	}
@@ -117,6 +118,21 @@ func (p *participant) Close(reason string) {
 		c.Close(reason)
 	}
 	p.leave(reason)
+}
+
+// joined records the membership once Manager.Join has returned. The room
+// may have closed the participant before that (removed, room closed,
+// shutdown, replaced by a newer join) while there was no membership to
+// leave yet: then it leaves now, and joined reports false.
+func (p *participant) joined(mem *room.Member) bool {
+	p.mu.Lock()
+	p.member.Store(mem)
+	ended, reason := p.state == done, p.endReason
+	p.mu.Unlock()
+	if ended {
+		p.leave(reason)
+	}
+	return !ended
 }
 
 // connectionEnded runs when c's reader stops. A participant whose client
