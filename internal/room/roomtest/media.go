@@ -19,6 +19,7 @@ type Media struct {
 	order    []*Session
 	// OpenErr, if set, makes Open fail.
 	OpenErr error
+	onOpen  func(*Session)
 }
 
 var (
@@ -39,7 +40,20 @@ func (m *Media) Open(roomName, participantSID string, opts room.SessionOptions, 
 	s := &Session{Room: roomName, SID: participantSID, Options: opts, Events: events}
 	m.sessions[participantSID] = s
 	m.order = append(m.order, s)
+	if m.onOpen != nil {
+		m.onOpen(s)
+	}
 	return s, nil
+}
+
+// SetOnOpen makes Open call f with each new session before returning it,
+// so that a test can prepare the session (OnStart, SetErr) before the
+// front door uses it. f runs with the Media's lock held: it must not call
+// the Media.
+func (m *Media) SetOnOpen(f func(*Session)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onOpen = f
 }
 
 // Attach implements room.Media; the fake has no tracks to attach to.
@@ -81,6 +95,12 @@ type Session struct {
 	closed  bool
 	// Err, if set, is returned by every method that returns an error.
 	Err error
+	// OnStart, if set, runs at the end of Start, with no lock held: it
+	// plays what the media plane does when a session starts, such as
+	// sending a subscriber offer for the tracks already in the room (which
+	// reaches the front door before Manager.Join returns). Set it from
+	// Media.SetOnOpen.
+	OnStart func(*Session)
 }
 
 func (s *Session) record(method string, args ...any) error {
@@ -104,6 +124,28 @@ func (s *Session) Methods() []string {
 		out = append(out, c.Method)
 	}
 	return out
+}
+
+// Count returns how many times method was called.
+func (s *Session) Count(method string) int {
+	n := 0
+	for _, c := range s.Calls() {
+		if c.Method == method {
+			n++
+		}
+	}
+	return n
+}
+
+// Last returns the last call of method; false if there was none.
+func (s *Session) Last(method string) (Call, bool) {
+	calls := s.Calls()
+	for i := len(calls) - 1; i >= 0; i-- {
+		if calls[i].Method == method {
+			return calls[i], true
+		}
+	}
+	return Call{}, false
 }
 
 // Started and Closed report whether Start and Close were called.
@@ -167,7 +209,11 @@ func (s *Session) Start() {
 	_ = s.record("Start")
 	s.mu.Lock()
 	s.started = true
+	onStart := s.OnStart
 	s.mu.Unlock()
+	if onStart != nil {
+		onStart(s)
+	}
 }
 
 // Close implements room.MediaSession.
