@@ -11,20 +11,27 @@ import (
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
-func (c *Client) readLoop(conn *websocket.Conn) {
+func (c *Client) readLoop(conn *websocket.Conn, done chan struct{}) {
 	defer c.wg.Done()
+	defer close(done)
+	var readErr error
 	defer func() {
 		c.mu.Lock()
-		if c.conn == conn { // not replaced by a resume
+		current := c.conn == conn // not replaced by a resume
+		if current {
 			c.messages = append(c.messages, Message{Type: "closed"})
 			close(c.changed)
 			c.changed = make(chan struct{})
 		}
 		c.mu.Unlock()
+		if current && !c.closing.Load() && c.opts.OnDisconnect != nil {
+			c.opts.OnDisconnect(readErr)
+		}
 	}()
 	for {
 		_, data, err := conn.Read(c.ctx)
 		if err != nil {
+			readErr = fmt.Errorf("client: signaling connection ended: %w", err)
 			return
 		}
 		var head struct {

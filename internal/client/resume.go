@@ -28,8 +28,7 @@ func (c *Client) DropAndResume(ctx context.Context) error {
 	c.conn = conn
 	from := len(c.messages)
 	c.mu.Unlock()
-	c.wg.Add(1)
-	go c.readLoop(conn)
+	c.startReader(conn)
 
 	// No autoSubscribe: a resumed session keeps the mode it was opened with.
 	resume := map[string]string{"participantSid": c.SID(), "resumeToken": c.Joined.ResumeToken}
