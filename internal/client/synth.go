@@ -33,6 +33,9 @@ type SynthConfig struct {
 	KeyframeRequests <-chan struct{}
 	// Sent, if set, counts packets and payload bytes as they are written.
 	Sent *SendCounter
+	// Track, if set, counts this track's packets alone and keeps its first
+	// sequence number, so receivers can tell what was sent to them.
+	Track *TrackCounter
 }
 
 // SendCounter counts what a synthetic sender wrote, for live progress.
@@ -44,6 +47,40 @@ func (s *SendCounter) add(bytes int) {
 	if s != nil {
 		s.Packets.Add(1)
 		s.Bytes.Add(int64(bytes))
+	}
+}
+
+// TrackCounter counts what one synthetic track wrote. Its packets carry
+// consecutive sequence numbers from FirstSeq, which the SFU passes through
+// unchanged, so packet i of the track has sequence number FirstSeq+i.
+type TrackCounter struct {
+	SendCounter
+	first atomic.Int32 // the first sequence number; -1 until sending starts
+}
+
+// NewTrackCounter returns a counter for a track that has not started.
+func NewTrackCounter() *TrackCounter {
+	t := &TrackCounter{}
+	t.first.Store(-1)
+	return t
+}
+
+// FirstSeq is the sequence number of the track's first packet; ok is false
+// until the sender has started.
+func (t *TrackCounter) FirstSeq() (seq uint16, ok bool) {
+	v := t.first.Load()
+	return uint16(v), v >= 0
+}
+
+func (t *TrackCounter) start(seq uint16) {
+	if t != nil {
+		t.first.Store(int32(seq))
+	}
+}
+
+func (t *TrackCounter) add(bytes int) {
+	if t != nil {
+		t.SendCounter.add(bytes)
 	}
 }
 
@@ -79,6 +116,7 @@ func sendAudio(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg Synth
 			return 0, fmt.Errorf("audio level extension: %w", err)
 		}
 	}
+	cfg.Track.start(pkt.SequenceNumber)
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	sent := 0
@@ -94,6 +132,7 @@ func sendAudio(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg Synth
 			return sent, fmt.Errorf("write audio: %w", err)
 		}
 		cfg.Sent.add(len(payload))
+		cfg.Track.add(len(payload))
 		sent++
 		pkt.SequenceNumber++
 		pkt.Timestamp += 960
@@ -107,6 +146,7 @@ func sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg Synth
 	keyEvery := max(int(cfg.KeyframeInterval.Seconds()*float64(fps)), 1)
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}}
 	buf := make([]byte, maxPayload)
+	cfg.Track.start(pkt.SequenceNumber)
 	t := time.NewTicker(time.Second / time.Duration(fps))
 	defer t.Stop()
 	sent, sinceKey := 0, keyEvery // the first frame is a keyframe
@@ -145,6 +185,7 @@ func sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticRTP, cfg Synth
 				return sent, fmt.Errorf("write video: %w", err)
 			}
 			cfg.Sent.add(n)
+			cfg.Track.add(n)
 			sent++
 			pkt.SequenceNumber++
 		}

@@ -1,12 +1,15 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
@@ -20,17 +23,29 @@ type participant struct {
 	run       *runner
 	index     int
 	publisher bool
+	identity  string // set before dialling, so the client's callbacks may read it
 	c         *client.Client
+	choose    *chooser // with --max-subscriptions; set before dialling
 
 	dialStart, joinedAt time.Time
-	joinFailed          bool         // counted as a join failure; set before joinAll returns
-	firstMedia          atomic.Int64 // unix nanos of the first packet received
-	firstVideo          atomic.Int64
-	connected           atomic.Bool // the peer connection it needs is connected
-	failed              atomic.Bool // a peer connection failed
-	nacks               atomic.Int64
-	subState            atomic.Int32 // the subscriber connection's last state, to explain missing media
-	senders             sync.WaitGroup
+	// sentAtJoin is how many packets each published track (by sid) had sent
+	// when this participant joined: what it should have received of a track
+	// that never arrived is the rest.
+	sentAtJoin map[string]int64
+	joinFailed bool         // counted as a join failure; set before joinAll returns
+	firstMedia atomic.Int64 // unix nanos of the first packet received
+	firstVideo atomic.Int64
+	lastMedia  atomic.Int64 // unix nanos of the latest packet received
+	connected  atomic.Bool  // the peer connection it needs is connected
+	nacks      atomic.Int64
+	subState   atomic.Int32 // the subscriber connection's last state, to explain missing media
+	senders    sync.WaitGroup
+
+	// failure is why the participant stopped taking part during the run
+	// (health.go); nil while it takes part. closing is set when the run
+	// closes it, after which nothing counts as a failure.
+	failure atomic.Pointer[failure]
+	closing atomic.Bool
 }
 
 // join dials the server, joins the room and, for a publisher, starts
@@ -42,6 +57,7 @@ func (p *participant) join(ctx context.Context) error {
 		kind = "pub"
 	}
 	identity := fmt.Sprintf("loadtest-%s-%d", kind, p.index)
+	p.identity = identity
 	token, err := auth.Mint(cfg.APIKey, cfg.APISecret, auth.TokenSpec{Identity: identity, Room: cfg.Room,
 		CanPublish: p.publisher, CanSubscribe: true, TTL: cfg.Duration + time.Hour}, time.Now())
 	if err != nil {
@@ -55,11 +71,12 @@ func (p *participant) join(ctx context.Context) error {
 		OnConnectionState: p.onConnectionState,
 		OnRTCPSent:        p.onRTCPSent,
 		OnKeyframeRequest: p.onKeyframeRequest,
+		OnEvent:           p.onEvent,
+		OnDisconnect:      p.onDisconnect,
 	}
-	var choose *chooser
 	if cfg.MaxSubscriptions > 0 {
-		choose = newChooser(cfg.MaxSubscriptions, func(err error) { p.run.noteError(fmt.Errorf("%s: %w", identity, err)) })
-		opts.ManualSubscribe, opts.OnEvent = true, choose.onEvent
+		p.choose = newChooser(cfg.MaxSubscriptions, func(err error) { p.run.noteError(fmt.Errorf("%s: %w", identity, err)) })
+		opts.ManualSubscribe = true
 	}
 	p.dialStart = time.Now()
 	p.c, err = client.Dial(dctx, opts)
@@ -67,8 +84,9 @@ func (p *participant) join(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", identity, err)
 	}
 	p.joinedAt = time.Now()
-	if choose != nil {
-		choose.attach(p.c)
+	p.sentAtJoin = p.run.sentSnapshot()
+	if p.choose != nil {
+		p.choose.attach(p.c)
 	}
 	if p.publisher && !cfg.SignalingOnly {
 		if err := p.publish(ctx, dctx); err != nil {
@@ -101,16 +119,20 @@ func (p *participant) publish(runCtx, dialCtx context.Context) error {
 	p.run.markMediaStart(time.Now())
 	if video != nil {
 		p.send(runCtx, video, client.SynthConfig{Video: true, FPS: cfg.FPS, BitrateBPS: cfg.VideoBitrate,
-			KeyframeInterval: cfg.KeyframeInterval, KeyframeRequests: p.run.keyframeChan(video.ID()), Sent: &p.run.sent})
+			KeyframeInterval: cfg.KeyframeInterval, KeyframeRequests: p.run.keyframeChan(video.ID())})
 	}
 	if audio != nil {
-		p.send(runCtx, audio, client.SynthConfig{AudioPayload: cfg.AudioPayload, Sent: &p.run.sent,
+		p.send(runCtx, audio, client.SynthConfig{AudioPayload: cfg.AudioPayload,
 			AudioLevelID: p.c.HeaderExtensionID(client.AudioLevelURI), AudioLevel: p.audioLevel()})
 	}
 	return nil
 }
 
+// send starts sending t, counted for the run and, by the track's sid, for
+// its receivers.
 func (p *participant) send(ctx context.Context, t *webrtc.TrackLocalStaticRTP, cfg client.SynthConfig) {
+	cfg.Sent, cfg.Track = &p.run.sent, client.NewTrackCounter()
+	p.run.addSentTrack(p.c.TrackSID(t.ID()), p.c.SID(), cfg.Track)
 	p.senders.Add(1)
 	go func() {
 		defer p.senders.Done()
@@ -135,11 +157,35 @@ func (p *participant) onConnectionState(target string, s webrtc.PeerConnectionSt
 		wanted = room.TargetPublisher
 	}
 	switch {
-	case s == webrtc.PeerConnectionStateFailed:
-		p.failed.Store(true)
+	case s == webrtc.PeerConnectionStateFailed, s == webrtc.PeerConnectionStateClosed:
+		p.fail(fmt.Sprintf("%s connection %s", target, s))
 	case s == webrtc.PeerConnectionStateConnected && target == wanted:
 		p.connected.Store(true)
 	}
+}
+
+// onEvent sees every server message: a leave means the server ended this
+// participant, whatever the reason.
+func (p *participant) onEvent(m client.Message) {
+	if m.Type == "leave" {
+		var leave struct{ Reason string }
+		_ = json.Unmarshal(m.Raw, &leave)
+		p.fail("server sent leave: " + cmp.Or(leave.Reason, "no reason given"))
+	}
+	if p.choose != nil {
+		p.choose.onEvent(m)
+	}
+}
+
+// onDisconnect runs when the signaling connection ends before the run
+// closes it.
+func (p *participant) onDisconnect(err error) {
+	if status := websocket.CloseStatus(err); status != -1 {
+		p.fail(fmt.Sprintf("server closed the signaling connection (%v)", status))
+		return
+	}
+	p.fail("signaling connection lost")
+	p.run.cfg.Log.Debug("loadtest: signaling connection lost", "participant", p.identity, "err", err)
 }
 
 func (p *participant) onRTCPSent(pkts []rtcp.Packet) {
@@ -157,8 +203,9 @@ func (p *participant) onKeyframeRequest(trackID string) {
 	}
 }
 
-// sawMedia records the first packet and the first video packet.
+// sawMedia records the first and latest packet and the first video packet.
 func (p *participant) sawMedia(now time.Time, video bool) {
+	p.lastMedia.Store(now.UnixNano())
 	if p.firstMedia.Load() == 0 {
 		p.firstMedia.CompareAndSwap(0, now.UnixNano())
 	}

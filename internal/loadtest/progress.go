@@ -40,12 +40,15 @@ func (r *runner) printProgress(now, start, last time.Time, lastSent, lastRecv in
 	sent := r.sent.Bytes.Load()
 	packets, recv, lost := r.tracks.live()
 	secs := now.Sub(last).Seconds()
-	joined, connected := 0, 0
+	joined, connected, disconnected := 0, 0, 0
 	for _, p := range r.participants() {
 		if !p.joinedAt.IsZero() {
 			joined++
 		}
-		if p.connected.Load() {
+		switch {
+		case p.failure.Load() != nil:
+			disconnected++
+		case p.connected.Load():
 			connected++
 		}
 	}
@@ -53,8 +56,8 @@ func (r *runner) printProgress(now, start, last time.Time, lastSent, lastRecv in
 	if packets+lost > 0 {
 		loss = float64(lost) / float64(packets+lost) * 100
 	}
-	fmt.Fprintf(r.cfg.Progress, "%5.0fs  joined %d/%d  connected %d  in %.2f Mbps  out %.2f Mbps  loss %.2f%%\n",
-		now.Sub(start).Seconds(), joined, r.cfg.Publishers+r.cfg.Subscribers, connected,
+	fmt.Fprintf(r.cfg.Progress, "%5.0fs  joined %d/%d  connected %d  disconnected %d  in %.2f Mbps  out %.2f Mbps  loss %.2f%%\n",
+		now.Sub(start).Seconds(), joined, r.cfg.Publishers+r.cfg.Subscribers, connected, disconnected,
 		float64(sent-lastSent)*8/secs/1e6, float64(recv-lastRecv)*8/secs/1e6, loss)
 	return sent, recv
 }

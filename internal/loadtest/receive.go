@@ -11,20 +11,28 @@ import (
 	"github.com/quartet-rtc/quartet/internal/client"
 )
 
-// trackReader reads one received track. Only its goroutine touches seq and
-// latency until it ends; the atomics feed the live progress line.
+// trackReader reads one received track. Only its goroutine touches seq,
+// latency and the first-packet fields until it ends; the atomics feed the
+// live progress line.
 type trackReader struct {
 	p       *participant
+	sid     string // the server's track sid
 	video   bool
 	seq     seqTracker
 	latency histogram
+
+	// sent is the publisher's count of the track, if known: what was sent
+	// from firstIndex on is what this receiver should have received.
+	sent       *client.TrackCounter
+	firstIndex int64  // which packet of the track arrived first
+	firstExt   uint64 // its extended sequence number in seq
 
 	packets, bytes, lost atomic.Int64
 	done                 chan struct{}
 }
 
 func newTrackReader(p *participant, t *webrtc.TrackRemote) *trackReader {
-	return &trackReader{p: p, video: t.Kind() == webrtc.RTPCodecTypeVideo, done: make(chan struct{})}
+	return &trackReader{p: p, sid: t.ID(), video: t.Kind() == webrtc.RTPCodecTypeVideo, done: make(chan struct{})}
 }
 
 // run reads until the track ends, when the client closes.
@@ -43,7 +51,11 @@ func (r *trackReader) run(t *webrtc.TrackRemote) {
 			continue
 		}
 		r.p.sawMedia(now, r.video)
+		first := !r.seq.started
 		r.seq.add(hdr.SequenceNumber)
+		if first {
+			r.placeFirst(hdr.SequenceNumber)
+		}
 		if sent, ok := client.SentAt(r.video, buf[hlen:n]); ok {
 			r.latency.add(now.Sub(sent))
 		}
@@ -53,7 +65,35 @@ func (r *trackReader) run(t *webrtc.TrackRemote) {
 	}
 }
 
-// receiveTotals sums what the readers of a run counted.
+// placeFirst finds where in its publisher's stream the first packet fell.
+func (r *trackReader) placeFirst(seq uint16) {
+	r.firstExt = r.seq.first
+	sent := r.p.run.sentTrack(r.sid)
+	if sent == nil {
+		return
+	}
+	if firstSeq, ok := sent.FirstSeq(); ok {
+		r.sent = sent
+		r.firstIndex = packetIndex(firstSeq, seq, sent.Packets.Load())
+	}
+}
+
+// expectedAndLost is what the publisher sent this receiver, from the first
+// packet that arrived to the last one sent, and how much of it never came:
+// packets sent after the server or the path went away count as lost. Once
+// the readers are done and the senders stopped. Without the publisher's
+// count it falls back to the span of sequence numbers received.
+func (r *trackReader) expectedAndLost() (expected, lost int64) {
+	expected = r.seq.expected()
+	if r.sent != nil {
+		lowest := r.firstIndex - int64(r.firstExt-r.seq.first) // a late packet may precede the first
+		expected = max(r.sent.Packets.Load()-lowest, expected)
+	}
+	return expected, max(expected-r.seq.unique, 0)
+}
+
+// receiveTotals sums what the readers of a run counted; expected and lost
+// are per expectedAndLost.
 type receiveTotals struct {
 	tracks                                                 int
 	packets, bytes, expected, lost, outOfOrder, duplicates int64
@@ -97,8 +137,9 @@ func (s *trackSet) totals() receiveTotals {
 		t.tracks++
 		t.packets += r.packets.Load()
 		t.bytes += r.bytes.Load()
-		t.expected += r.seq.expected()
-		t.lost += r.seq.lost()
+		expected, lost := r.expectedAndLost()
+		t.expected += expected
+		t.lost += lost
 		t.outOfOrder += r.seq.outOfOrder
 		t.duplicates += r.seq.duplicates
 		t.latency.merge(&r.latency)

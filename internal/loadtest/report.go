@@ -1,9 +1,13 @@
 package loadtest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -33,18 +37,33 @@ type Report struct {
 	// MediaSeconds is the time media flowed: first publisher to the stop.
 	MediaSeconds float64 `json:"media_seconds"`
 
-	Joined       int `json:"joined"`
-	JoinFailed   int `json:"join_failed"`
-	NotJoined    int `json:"not_joined"`    // still joining, or never started, when the run ended
-	MediaFailed  int `json:"media_failed"`  // peer connection failed, or nothing received
-	MediaWaiting int `json:"media_waiting"` // joined but no peer connection up yet
+	Joined     int `json:"joined"`
+	JoinFailed int `json:"join_failed"`
+	NotJoined  int `json:"not_joined"` // still joining, or never started, when the run ended
+	// Disconnected participants joined but stopped taking part before the
+	// run ended: the server sent leave, the signaling connection ended, a
+	// peer connection failed or closed, or media stopped for 5 s.
+	// DisconnectReasons counts them by the first thing that went wrong.
+	Disconnected      int            `json:"disconnected"`
+	DisconnectReasons map[string]int `json:"disconnect_reasons,omitempty"`
+	MediaFailed       int            `json:"media_failed"`  // expected media, received none, not disconnected
+	MediaWaiting      int            `json:"media_waiting"` // joined but no peer connection up yet
 
-	SentPackets     int64   `json:"sent_packets"`
-	SentBytes       int64   `json:"sent_bytes"`
-	ReceivedPackets int64   `json:"received_packets"` // including duplicates
-	ReceivedBytes   int64   `json:"received_bytes"`
-	ReceivedTracks  int     `json:"received_tracks"`  // tracks received, summed over participants
-	ExpectedPackets int64   `json:"expected_packets"` // the span of sequence numbers received
+	SentPackets     int64 `json:"sent_packets"`
+	SentBytes       int64 `json:"sent_bytes"`
+	ReceivedPackets int64 `json:"received_packets"` // including duplicates
+	ReceivedBytes   int64 `json:"received_bytes"`
+	ReceivedTracks  int   `json:"received_tracks"` // tracks received, summed over participants
+	// MissingTracks are tracks a participant should have received and did
+	// not, summed over participants.
+	MissingTracks int `json:"missing_tracks"`
+	// ExpectedPackets is what the publishers sent that receivers should
+	// have received: for each received track, from the first packet that
+	// arrived to the last one its publisher sent; for each missing track,
+	// what its publisher sent after the receiver joined. LostPackets is
+	// what of that never arrived, so packets sent after a server or a path
+	// went away count as lost.
+	ExpectedPackets int64   `json:"expected_packets"`
 	LostPackets     int64   `json:"lost_packets"`
 	Loss            float64 `json:"loss"` // lost / expected
 	OutOfOrder      int64   `json:"out_of_order"`
@@ -88,8 +107,9 @@ func (r *runner) report(start, joinedAt, stoppedAt time.Time) *Report {
 	rep.ReceivedPackets, rep.ReceivedBytes, rep.ReceivedTracks = rx.packets, rx.bytes, rx.tracks
 	rep.ExpectedPackets, rep.LostPackets = rx.expected, rx.lost
 	rep.OutOfOrder, rep.Duplicates = rx.outOfOrder, rx.duplicates
-	if rx.expected > 0 {
-		rep.Loss = float64(rx.lost) / float64(rx.expected)
+	r.countMissingTracks(rep)
+	if rep.ExpectedPackets > 0 {
+		rep.Loss = float64(rep.LostPackets) / float64(rep.ExpectedPackets)
 	}
 	rep.Latency = percentiles(&rx.latency)
 	if ms := r.mediaStart.Load(); ms != 0 {
@@ -109,6 +129,8 @@ func (r *runner) report(start, joinedAt, stoppedAt time.Time) *Report {
 }
 
 // participantStats fills in joins, failures and the time to first media.
+// Each participant counts once: a join failure, disconnected, without
+// media, or fine.
 func (r *runner) participantStats(rep *Report) {
 	var first, keyframe histogram
 	mediaStart := r.mediaStart.Load()
@@ -118,11 +140,20 @@ func (r *runner) participantStats(rep *Report) {
 		}
 		rep.Joined++
 		rep.NACKsSent += p.nacks.Load()
+		f := p.failure.Load()
+		if f != nil {
+			rep.Disconnected++
+			if rep.DisconnectReasons == nil {
+				rep.DisconnectReasons = map[string]int{}
+			}
+			rep.DisconnectReasons[f.reason]++
+		}
 		if !r.expectsMedia(p) {
 			continue
 		}
 		switch {
-		case p.failed.Load() || p.firstMedia.Load() == 0:
+		case f != nil:
+		case p.firstMedia.Load() == 0:
 			rep.MediaFailed++
 			r.noteError(fmt.Errorf("participant %s: no media; subscriber connection %s, joined %.1f s into the run",
 				p.c.SID(), webrtc.PeerConnectionState(p.subState.Load()), p.joinedAt.Sub(rep.StartedAt).Seconds()))
@@ -142,6 +173,45 @@ func (r *runner) participantStats(rep *Report) {
 	}
 	rep.FirstMedia = percentiles(&first)
 	rep.KeyframeWait = percentiles(&keyframe)
+}
+
+// countMissingTracks adds to the expected and lost packets every track a
+// participant should have received but never did: all of it that was sent
+// after the participant joined. Once the readers are done.
+func (r *runner) countMissingTracks(rep *Report) {
+	received := map[*participant]map[string]bool{}
+	for _, tr := range r.tracks.all() {
+		if received[tr.p] == nil {
+			received[tr.p] = map[string]bool{}
+		}
+		received[tr.p][tr.sid] = true
+	}
+	r.mu.Lock()
+	sent := maps.Clone(r.sentTracks)
+	r.mu.Unlock()
+	for _, p := range r.participants() {
+		if p.joinedAt.IsZero() || p.joinFailed || !r.expectsMedia(p) {
+			continue
+		}
+		for sid, t := range sent {
+			if received[p][sid] || !r.shouldReceive(p, t) {
+				continue
+			}
+			missed := t.count.Packets.Load() - p.sentAtJoin[sid]
+			rep.MissingTracks++
+			rep.ExpectedPackets += missed
+			rep.LostPackets += missed
+		}
+	}
+}
+
+// shouldReceive reports whether p should receive track t: every other
+// publisher's, or with --max-subscriptions those of the publishers it chose.
+func (r *runner) shouldReceive(p *participant, t sentTrack) bool {
+	if t.publisher == p.c.SID() {
+		return false
+	}
+	return p.choose == nil || p.choose.chose(t.publisher)
 }
 
 // expectsMedia reports whether p should have received something: it has
@@ -168,8 +238,12 @@ func (rep *Report) Check() error {
 	if rep.NotJoined > 0 {
 		errs = append(errs, fmt.Errorf("%d participants had not joined when the run ended (lower --join-rate or raise --duration)", rep.NotJoined))
 	}
+	if rep.Disconnected > 0 {
+		errs = append(errs, fmt.Errorf("%d participants were disconnected during the run (%s)", rep.Disconnected,
+			rep.disconnectSummary()))
+	}
 	if rep.MediaFailed > 0 {
-		errs = append(errs, fmt.Errorf("%d participants received no media or their connection failed", rep.MediaFailed))
+		errs = append(errs, fmt.Errorf("%d participants received no media", rep.MediaFailed))
 	}
 	if rep.Loss > rep.MaxLoss {
 		errs = append(errs, fmt.Errorf("loss %.3f%% exceeds %.3f%%", rep.Loss*100, rep.MaxLoss*100))
@@ -183,14 +257,18 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 	row := func(name, format string, args ...any) {
 		fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...)
 	}
-	row("participants", "%d joined of %d (%d publishers, %d subscribers); %d join failures, %d not joined in time, %d without media",
-		rep.Joined, rep.Publishers+rep.Subscribers, rep.Publishers, rep.Subscribers, rep.JoinFailed, rep.NotJoined, rep.MediaFailed)
+	row("participants", "%d joined of %d (%d publishers, %d subscribers); %d join failures, %d not joined in time, %d disconnected, %d without media",
+		rep.Joined, rep.Publishers+rep.Subscribers, rep.Publishers, rep.Subscribers, rep.JoinFailed, rep.NotJoined,
+		rep.Disconnected, rep.MediaFailed)
+	if rep.Disconnected > 0 {
+		row("disconnected", "%s", rep.disconnectSummary())
+	}
 	row("join time", "%.2f s to join, %.2f s until all received media", rep.JoinedAt.Sub(rep.StartedAt).Seconds(),
 		rep.AllMediaAt.Sub(rep.StartedAt).Seconds())
 	row("sent", "%d packets, %.2f Mbps", rep.SentPackets, rep.SentMbps)
-	row("received", "%d packets, %.2f Mbps, %d tracks over all participants%s", rep.ReceivedPackets, rep.ReceivedMbps,
-		rep.ReceivedTracks, subscriptionLimit(rep.MaxSubscriptions))
-	row("loss", "%.3f%% (%d of %d), out of order %d, duplicates %d, NACKs sent %d",
+	row("received", "%d packets, %.2f Mbps, %d tracks over all participants%s, %d tracks missing", rep.ReceivedPackets,
+		rep.ReceivedMbps, rep.ReceivedTracks, subscriptionLimit(rep.MaxSubscriptions), rep.MissingTracks)
+	row("loss", "%.3f%% (%d of the %d packets sent to receivers), out of order %d, duplicates %d, NACKs sent %d",
 		rep.Loss*100, rep.LostPackets, rep.ExpectedPackets, rep.OutOfOrder, rep.Duplicates, rep.NACKsSent)
 	row("latency", "%s", rep.Latency)
 	row("first media", "%s", rep.FirstMedia)
@@ -199,6 +277,19 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 		row("error", "%s", e)
 	}
 	return tw.Flush()
+}
+
+// disconnectSummary lists the reasons for disconnections, most common first.
+func (rep *Report) disconnectSummary() string {
+	reasons := slices.Collect(maps.Keys(rep.DisconnectReasons))
+	slices.SortFunc(reasons, func(a, b string) int {
+		return cmp.Or(cmp.Compare(rep.DisconnectReasons[b], rep.DisconnectReasons[a]), strings.Compare(a, b))
+	})
+	parts := make([]string, len(reasons))
+	for i, reason := range reasons {
+		parts[i] = fmt.Sprintf("%d: %s", rep.DisconnectReasons[reason], reason)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func subscriptionLimit(n int) string {

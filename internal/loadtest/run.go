@@ -18,6 +18,7 @@ const drainTime = 500 * time.Millisecond
 type runner struct {
 	cfg    Config
 	url    string
+	start  time.Time
 	tracks trackSet
 	sent   client.SendCounter
 
@@ -28,6 +29,13 @@ type runner struct {
 	joinErrors int
 	errs       []string // the first few errors, for the report
 	keyframes  map[string]chan struct{}
+	sentTracks map[string]sentTrack // published tracks, by server sid
+}
+
+// sentTrack is one published track: who sends it and how much it sent.
+type sentTrack struct {
+	publisher string // participant sid
+	count     *client.TrackCounter
 }
 
 // Run runs a load test until cfg.Duration has passed or ctx ends, closes
@@ -41,15 +49,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{cfg: cfg, url: url, keyframes: map[string]chan struct{}{}}
 	start := time.Now()
+	r := &runner{cfg: cfg, url: url, start: start, keyframes: map[string]chan struct{}{}, sentTracks: map[string]sentTrack{}}
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 
 	stopProgress := r.startProgress(runCtx, start)
+	stopWatch := r.startWatch(runCtx)
 	joinedAt := r.joinAll(runCtx)
 	<-runCtx.Done()
 	stoppedAt := time.Now()
+	stopWatch()
+	r.checkStalls(stoppedAt)
 	stopProgress()
 	r.waitSenders()
 	time.Sleep(drainTime)
@@ -144,22 +155,29 @@ func (r *runner) waitSenders() {
 	}
 }
 
-// closeAll leaves with every participant, many at a time.
-// After closeBudget the rest drop their connections without saying leave:
-// each leave may wait seconds on an unresponsive server, and the run must
-// end soon after its duration however many participants it has.
+// closeAll leaves with every participant, many at a time, each waiting
+// for the server to take its leave, so none is left parked on the server
+// for a resume. After closeBudget the rest drop their connections without
+// saying leave: each leave may wait seconds on an unresponsive server, and
+// the run must end soon after its duration however many participants it
+// has.
 func (r *runner) closeAll() {
+	parts := r.participants()
+	for _, p := range parts {
+		p.closing.Store(true) // from here on, connections ending is the plan
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeBudget)
+	defer cancel()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
-	deadline := time.Now().Add(closeBudget)
-	for _, p := range r.participants() {
+	for _, p := range parts {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if time.Now().Before(deadline) {
-				p.c.Close()
+			if ctx.Err() == nil {
+				p.c.CloseContext(ctx)
 			} else {
 				p.c.Abort()
 			}
@@ -185,6 +203,35 @@ func (r *runner) keyframeChan(trackID string) chan struct{} {
 		r.keyframes[trackID] = ch
 	}
 	return ch
+}
+
+// addSentTrack records a published track, by its server sid, for its
+// receivers to count against.
+func (r *runner) addSentTrack(sid, publisher string, count *client.TrackCounter) {
+	if sid == "" {
+		return // the server did not say: receivers count what they saw
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sentTracks[sid] = sentTrack{publisher: publisher, count: count}
+}
+
+// sentTrack returns the counter of a published track, or nil.
+func (r *runner) sentTrack(sid string) *client.TrackCounter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sentTracks[sid].count
+}
+
+// sentSnapshot is how many packets each published track has sent so far.
+func (r *runner) sentSnapshot() map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int64, len(r.sentTracks))
+	for sid, t := range r.sentTracks {
+		out[sid] = t.count.Packets.Load()
+	}
+	return out
 }
 
 // maxErrors bounds the errors kept for the report.

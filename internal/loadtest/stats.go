@@ -79,6 +79,24 @@ func (t *seqTracker) expected() int64 {
 // lost is how many packets of the span never arrived.
 func (t *seqTracker) lost() int64 { return max(t.expected()-t.unique, 0) }
 
+// inFlightSlack allows for a packet arriving before its sender counted it:
+// the count is taken after the write returns.
+const inFlightSlack = 1024
+
+// packetIndex returns which packet of its track (0 for the first) carries
+// seq, given the track's first sequence number and how many packets it had
+// counted when this one arrived. Sequence numbers repeat every 65,536
+// packets; the newest index that fits is the right one, since a packet
+// arrives within moments of being sent.
+func packetIndex(firstSeq, seq uint16, counted int64) int64 {
+	offset := int64(seq - firstSeq) // uint16 arithmetic wraps
+	top := counted + inFlightSlack
+	if top < offset {
+		return offset
+	}
+	return offset + (top-offset)/(1<<16)*(1<<16)
+}
+
 // histogram records durations in log-linear buckets: 16 per power of two
 // of microseconds, so percentiles are within about 6% at any scale and the
 // memory is fixed however long the run.

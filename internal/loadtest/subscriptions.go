@@ -99,6 +99,13 @@ func (ch *chooser) attach(c *client.Client) {
 	ch.subscribe(sids)
 }
 
+// chose reports whether the chooser subscribed to a publisher's tracks.
+func (ch *chooser) chose(publisherSID string) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.chosen[publisherSID]
+}
+
 // maxSIDsPerMessage is the protocol's limit of track sids in one subscribe.
 const maxSIDsPerMessage = 64
 
