@@ -38,6 +38,7 @@ var (
 	ErrExpired      = errors.New("token has expired")
 	ErrNotYetValid  = errors.New("token is not valid yet")
 	ErrNoIdentity   = errors.New("token has no identity (sub)")
+	ErrBadIdentity  = errors.New("token identity is not acceptable")
 )
 
 // Keys maps API key names to their secrets.

@@ -341,7 +341,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(valid[:len(valid)-1])
 	f.Add(strings.Repeat(".", 100))
 	v := testVerifier()
-	sentinels := []error{ErrMalformed, ErrUnknownKey, ErrBadSignature, ErrExpired, ErrNotYetValid, ErrNoIdentity}
+	sentinels := []error{ErrMalformed, ErrUnknownKey, ErrBadSignature, ErrExpired, ErrNotYetValid, ErrNoIdentity, ErrBadIdentity}
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := v.Verify(token, testNow)
 		if err == nil {

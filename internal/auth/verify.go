@@ -49,8 +49,8 @@ func (v *Verifier) Verify(token string, now time.Time) (*Claims, error) {
 		}
 		return nil, classify(err)
 	}
-	if claims.Subject == "" {
-		return nil, ErrNoIdentity
+	if err := checkIdentity(claims); err != nil {
+		return nil, err
 	}
 	return claims, nil
 }
@@ -98,7 +98,10 @@ func keyName(token *jwt.Token) (string, error) {
 // classify maps a jwt error to one of this package's errors. The jwt error
 // itself is dropped on purpose: its text may quote parts of the token.
 func classify(err error) error {
+	var typeErr *claimTypeError
 	switch {
+	case errors.As(err, &typeErr): // ours: names the claim, not its value
+		return fmt.Errorf("%w: %w", ErrMalformed, typeErr)
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return ErrMalformed
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
