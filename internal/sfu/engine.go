@@ -76,6 +76,8 @@ type Engine struct {
 	stats   *stats
 	sinks   sync.WaitGroup // the sinks' writer goroutines
 
+	pionLog pionlog.Factory // one log rate limit for all of pion's loggers
+
 	mu      sync.Mutex
 	routers map[string]*Router // by room name
 	closed  bool
@@ -92,7 +94,8 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		return nil, errors.New("sfu: Deps.Reports is required")
 	}
 	log, reg := deps.Log, deps.Metrics
-	e := &Engine{cfg: cfg, log: log, reports: deps.Reports, routers: map[string]*Router{}}
+	e := &Engine{cfg: cfg, log: log, reports: deps.Reports, routers: map[string]*Router{},
+		pionLog: pionlog.Factory{Log: log, Limit: pionlog.NewLimit()}}
 	if err := e.openMux(deps.UDPConn); err != nil {
 		return nil, err
 	}
@@ -104,7 +107,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	e.api = api
 	e.stats = newStats(e)
 	if reg != nil {
-		if err := reg.Register(e.stats); err != nil {
+		if err := errors.Join(reg.Register(e.stats), reg.Register(e.pionLog.Limit)); err != nil {
 			_ = e.closeFn()
 			return nil, fmt.Errorf("sfu: register metrics: %w", err)
 		}
@@ -117,7 +120,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 func (e *Engine) UDPAddr() net.Addr { return e.udpAddr }
 
 func (e *Engine) openMux(injected net.PacketConn) error {
-	logger := pionlog.Factory{Log: e.log}.NewLogger("udpmux")
+	logger := e.pionLog.NewLogger("udpmux")
 	if injected != nil {
 		mux := webrtc.NewICEUDPMux(logger, injected)
 		e.mux, e.udpAddr, e.closeFn = mux, injected.LocalAddr(), mux.Close
@@ -173,7 +176,7 @@ func (e *Engine) newAPI() (*webrtc.API, error) {
 	if err != nil {
 		return nil, err
 	}
-	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Log: e.log}}
+	se := webrtc.SettingEngine{LoggerFactory: e.pionLog}
 	se.SetICEUDPMux(e.mux)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quartet-rtc/quartet/internal/auth"
+	"github.com/quartet-rtc/quartet/internal/logsample"
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
@@ -71,11 +72,12 @@ type Handler struct {
 	connections prometheus.GaugeFunc
 	errors      *prometheus.CounterVec
 	messages    prometheus.Counter
+	clientLogs  *logsample.Sampler // see logClient
 }
 
 // New creates the signaling handler.
 func New(cfg Config, deps Deps) *Handler {
-	h := &Handler{cfg: cfg, deps: deps, participants: map[string]*participant{}}
+	h := &Handler{cfg: cfg, deps: deps, participants: map[string]*participant{}, clientLogs: newClientLogs()}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.connections = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "quartet_signal_connections", Help: "Open signaling WebSocket connections.",
@@ -97,7 +99,7 @@ func New(cfg Config, deps Deps) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n := h.conns.Add(1); n > int64(h.cfg.MaxConnections) {
 		h.conns.Add(-1)
-		h.deps.Log.Warn("signaling connection refused: too many connections", "limit", h.cfg.MaxConnections)
+		h.logClient(h.deps.Log, slog.LevelWarn, "refused", "signaling connection refused: too many connections", "limit", h.cfg.MaxConnections)
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
 		return
 	}
@@ -112,7 +114,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// that no other site can open sessions from its visitors' browsers.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins})
 	if err != nil {
-		h.deps.Log.Info("websocket upgrade failed", "err", err, "remote", r.RemoteAddr)
+		h.logClient(h.deps.Log, slog.LevelInfo, "upgrade_failed", "websocket upgrade failed", "err", err, "remote", r.RemoteAddr)
 		return
 	}
 	conn.SetReadLimit(h.cfg.MaxMessageBytes)

@@ -33,6 +33,8 @@ type Options struct {
 	Config func(*config.Config)
 	// WrapUDP wraps the media socket, e.g. to inject loss.
 	WrapUDP func(net.PacketConn) net.PacketConn
+	// Log, if set, gets the server's log instead of the capture.
+	Log *slog.Logger
 }
 
 // Logger discards logs unless QUARTET_TEST_LOG is set. Clients use it; a
@@ -107,7 +109,11 @@ func Start(tb testing.TB, opts Options) *Server {
 	if opts.WrapUDP != nil {
 		udp = opts.WrapUDP(udp)
 	}
-	srv, err := server.New(cfg, serverLogger(tb), server.Options{Version: "test", Web: web.FS, HTTPListener: ln, UDPConn: udp})
+	log := opts.Log
+	if log == nil {
+		log = serverLogger(tb)
+	}
+	srv, err := server.New(cfg, log, server.Options{Version: "test", Web: web.FS, HTTPListener: ln, UDPConn: udp})
 	if err != nil {
 		tb.Fatal(err)
 	}
