@@ -100,6 +100,9 @@ func (sub *subscriber) addLocked(up *UpTrack, tr *webrtc.RTPTransceiver) bool {
 		p.log.Error("subscriber connection", "err", err)
 		return false
 	}
+	if pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+		return false // the client closed it; a resume or a leave follows
+	}
 	s, err := newSubscription(up, sub.out)
 	if err != nil {
 		p.log.Error("create down track", "track", up.info.SID, "err", err)
@@ -173,7 +176,10 @@ func (sub *subscriber) unsubscribe(ups ...*UpTrack) {
 			continue
 		}
 		if err := sub.pc.RemoveTrack(s.sender); err != nil {
+			// The client closed the connection first (pion closes its side
+			// then): the sender is stopped here so that its RTCP reader ends.
 			sub.p.log.Debug("remove down track", "err", err)
+			_ = s.sender.Stop()
 		}
 	}
 	if removed {
@@ -236,11 +242,22 @@ func (sub *subscriber) close() {
 	sub.mu.Lock()
 	sub.closed = true // no connection is created after this
 	pc, out := sub.pc, sub.out
+	senders := make([]*webrtc.RTPSender, 0, len(sub.downs))
+	for _, s := range sub.downs {
+		senders = append(senders, s.sender)
+	}
 	sub.mu.Unlock()
 	if pc != nil {
 		if err := pc.Close(); err != nil {
 			sub.p.log.Debug("close subscriber connection", "err", err)
 		}
+	}
+	// pion stops the senders of its transceivers when it closes, but when
+	// the client closed the connection first pion closed it already, and a
+	// sender set on a transceiver after that would never be stopped: its
+	// RTCP reader would wait forever (found by TestConcurrentRoomChurn).
+	for _, s := range senders {
+		_ = s.Stop()
 	}
 	sub.wg.Wait()
 	if out != nil {
