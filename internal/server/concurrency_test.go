@@ -108,7 +108,9 @@ func churnOnce(t *testing.T, ctx context.Context, srv *testServer, identity stri
 	}
 	life, end := context.WithTimeout(ctx, time.Duration(200+rand.IntN(600))*time.Millisecond)
 	defer end()
-	go func() { _, _ = client.SendSynth(life, v, client.SynthConfig{Video: true, FPS: 30, BitrateBPS: 200_000, KeyframeInterval: time.Second}) }()
+	go func() {
+		_, _ = client.SendSynth(life, v, client.SynthConfig{Video: true, FPS: 30, BitrateBPS: 200_000, KeyframeInterval: time.Second})
+	}()
 	switch rand.IntN(4) {
 	case 0:
 		_ = c.Unpublish(life, v)

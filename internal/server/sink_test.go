@@ -127,7 +127,10 @@ func startPublisher(t *testing.T, ctx context.Context, srv *testServer, roomName
 		defer p.done.Done()
 		_, _ = client.SendSynth(videoCtx, p.video, client.SynthConfig{Video: true, FPS: 30, BitrateBPS: 300_000, KeyframeInterval: time.Second})
 	}()
-	go func() { defer p.done.Done(); _, _ = client.SendSynth(ctx, p.audio, client.SynthConfig{AudioPayload: 80}) }()
+	go func() {
+		defer p.done.Done()
+		_, _ = client.SendSynth(ctx, p.audio, client.SynthConfig{AudioPayload: 80})
+	}()
 	return p
 }
 
