@@ -23,6 +23,8 @@ type Rooms interface {
 	Remove(roomName, identity string) bool
 }
 
+var _ Rooms = (*room.Manager)(nil)
+
 // Deps are what the application server serves.
 type Deps struct {
 	Log      *slog.Logger

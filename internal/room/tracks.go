@@ -3,6 +3,8 @@ package room
 // watch is one TrackWatcher's registration.
 type watch struct{ w TrackWatcher }
 
+var _ Reports = (*Manager)(nil)
+
 // TrackPublished implements Reports: the room records the track, tells its
 // participants, then the watchers.
 func (m *Manager) TrackPublished(roomName string, t TrackInfo) {

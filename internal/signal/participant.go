@@ -52,6 +52,12 @@ type participant struct {
 	held    []any
 }
 
+var (
+	_ room.Participant = (*participant)(nil)
+	_ room.MediaEvents = (*participant)(nil)
+	_ Rooms            = (*room.Manager)(nil)
+)
+
 func newResumeToken() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
