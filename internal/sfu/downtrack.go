@@ -91,8 +91,14 @@ func (d *DownTrack) admitVideo(pkt *packet) bool {
 // senderReport queues a publisher's sender report, in order with the
 // packets, for a destination that wants them. sr is shared, read-only.
 func (d *DownTrack) senderReport(sr *room.SenderReport) {
-	if d.reports && !d.closed.Load() && !d.out.enqueue(queued{down: d, sr: sr}) {
+	if !d.reports || d.closed.Load() {
+		return
+	}
+	pkt := getPacket(d.up.pool)
+	pkt.report = sr
+	if !d.out.enqueue(queued{down: d, pkt: pkt}) {
 		d.out.stats.dropped.Add(1)
+		pkt.release()
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/quartet-rtc/quartet/internal/room"
 )
 
 // packet is one RTP packet shared read-only by every subscriber it is
@@ -16,8 +18,11 @@ type packet struct {
 	hdr      rtp.Packet // parsed from buf; Payload points into buf
 	keyframe bool
 	arrival  time.Time // when the publisher's packet was read
-	refs     atomic.Int32
-	pool     *sync.Pool
+	// report, if set, makes this a sender report for a sink rather than
+	// media (DownTrack.senderReport); buf and hdr are unused then.
+	report *room.SenderReport
+	refs   atomic.Int32
+	pool   *sync.Pool
 }
 
 func newPacketPool() *sync.Pool {
@@ -31,6 +36,7 @@ func getPacket(pool *sync.Pool) *packet {
 	pkt.refs.Store(1)
 	pkt.keyframe = false
 	pkt.arrival = time.Time{}
+	pkt.report = nil
 	return pkt
 }
 

@@ -1,17 +1,13 @@
 package sfu
 
-import (
-	"sync"
+import "sync"
 
-	"github.com/quartet-rtc/quartet/internal/room"
-)
-
-// queued is one item waiting for a writer: a packet, or (for sinks) a
-// sender report kept in order with the packets.
+// queued is one packet waiting for a writer. Two words, copied through
+// the channel per packet; a sender report for a sink travels as a packet
+// whose report is set, so that it keeps its order with the media.
 type queued struct {
 	down *DownTrack
 	pkt  *packet
-	sr   *room.SenderReport
 }
 
 // writer is the goroutine that sends what forwarders queue for one
@@ -75,15 +71,13 @@ func (w *writer) loop() {
 	}
 }
 
-// write sends one queued item and releases its packet.
+// write sends one queued packet and releases it.
 func (w *writer) write(q queued) {
-	if q.sr != nil {
-		if !q.down.closed.Load() {
-			q.down.dst.senderReport(q.sr)
-		}
-		return
-	}
-	if !q.down.closed.Load() {
+	switch {
+	case q.down.closed.Load():
+	case q.pkt.report != nil:
+		q.down.dst.senderReport(q.pkt.report)
+	default:
 		if err := q.down.dst.writeRTP(q.pkt); err == nil {
 			w.stats.packets.Add(1)
 			w.stats.bytes.Add(uint64(len(q.pkt.hdr.Payload) + 12))
@@ -97,9 +91,7 @@ func (w *writer) drain() {
 	for {
 		select {
 		case q := <-w.queue:
-			if q.pkt != nil {
-				q.pkt.release()
-			}
+			q.pkt.release()
 		default:
 			return
 		}
