@@ -28,8 +28,9 @@ import (
 //   - Refresh, CreatePermission, ChannelBind and Connect from a client
 //     without an allocation get 437 (RFC 8656 section 5; pion sends
 //     nothing, and the client retransmits until it gives up);
-//   - a ChannelBind for a channel outside 0x4000-0x4FFF gets 400 (RFC 8656
-//     section 11.2; pion binds any number).
+//   - a ChannelBind for a channel outside 0x4000-0x7FFF gets 400 (RFC 8656
+//     section 11.2, with RFC 5766's upper bound kept for coturn's clients;
+//     pion binds any number).
 //
 // ChannelData, indications and responses pass untouched.
 type guard struct {
@@ -132,13 +133,18 @@ func (g *guard) refuseChannelBind(msg *stun.Message, src net.Addr) (stun.ErrorCo
 	return 0, false
 }
 
-// The channel numbers a ChannelBind may ask for (RFC 8656 section 12).
-// RFC 5766 allowed up to 0x7FFF; RFC 8656 reserves 0x5000 and above so that
-// the first byte of ChannelData stays in the range RFC 7983 gives TURN
-// when it is told apart from DTLS and SRTP.
+// The channel numbers a ChannelBind may ask for. RFC 8656 section 12
+// narrows RFC 5766's 0x4000-0x7FFF to 0x4000-0x4FFF, so that ChannelData
+// keeps to the first bytes RFC 7983 gives TURN where it shares a socket
+// with DTLS and SRTP. A TURN server's client sockets carry only STUN and
+// ChannelData, and coturn's own turnutils_uclient (Debian's 4.6) binds
+// channels above 0x4FFF: refusing them failed every one of its runs with
+// 400. So the RFC 5766 range is kept; what lies outside it (0x3FFF and
+// below, 0x8000 and above, which pion would not even read as ChannelData)
+// gets 400.
 const (
 	minChannel = 0x4000
-	maxChannel = 0x4fff
+	maxChannel = 0x7fff
 )
 
 // badChannel reports a CHANNEL-NUMBER outside the allowed range. pion

@@ -564,7 +564,7 @@ func TestChannelBindNumberRange(t *testing.T) {
 			// are per IP address, so this is checked before any bind
 			// succeeds.
 			var waits []func() int
-			for _, channel := range []uint16{0x0000, 0x3fff, 0x5000, 0x7fff, 0xffff} {
+			for _, channel := range []uint16{0x0000, 0x3fff, 0x8000, 0xffff} {
 				pc := bind(channel, stun.CodeBadRequest)
 				waits = append(waits, receiveAsync(pc, 300*time.Millisecond))
 				c.send(build(t, stun.NewType(stun.MethodSend, stun.ClassIndication), udpPeerAddr(pc.LocalAddr()),
@@ -575,7 +575,7 @@ func TestChannelBindNumberRange(t *testing.T) {
 					t.Errorf("%d packets reached a peer whose ChannelBind was refused", n)
 				}
 			}
-			for _, channel := range []uint16{0x4000, 0x4fff} {
+			for _, channel := range []uint16{0x4000, 0x4fff, 0x5000, 0x7fff} {
 				bind(channel, 0)
 			}
 		})
