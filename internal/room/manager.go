@@ -74,7 +74,7 @@ func NewManager(cfg Config, deps Deps) *Manager {
 // joinRoom puts p into the named room, creating the room if needed. A
 // participant with the same identity is closed with reason
 // duplicate_identity.
-func (m *Manager) joinRoom(name string, p Participant, info ParticipantInfo) (*Room, []ParticipantInfo, error) {
+func (m *Manager) joinRoom(name string, p Participant, info ParticipantInfo, mem *Member) (*Room, []ParticipantInfo, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -90,10 +90,13 @@ func (m *Manager) joinRoom(name string, p Participant, info ParticipantInfo) (*R
 		t.Stop()
 		delete(m.timers, name)
 	}
-	others, replaced, err := r.join(p, info)
+	if mem != nil {
+		mem.bind(r)
+	}
+	others, replaced, err := r.join(p, info, mem)
 	m.mu.Unlock()
 	if replaced != nil {
-		replaced.Close(ReasonDuplicateIdentity)
+		replaced.end(ReasonDuplicateIdentity)
 	}
 	if err != nil {
 		m.left(r)

@@ -2,10 +2,17 @@ package room
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
+
+// ErrEnded is returned by Join when the server ended the participant while
+// it was joining (removed, room closed, replaced by a newer join): the
+// participant was told through Participant.Close.
+var ErrEnded = errors.New("the participant was ended while joining")
 
 // JoinRequest is what a front door knows of a participant joining a room.
 type JoinRequest struct {
@@ -35,6 +42,7 @@ type Member struct {
 	others []ParticipantInfo
 	log    *slog.Logger
 	once   sync.Once
+	left   atomic.Bool // Leave was called
 }
 
 // Join is the one way into a room for every front door: it opens the
@@ -58,22 +66,37 @@ func (m *Manager) Join(ctx context.Context, req JoinRequest) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open media session: %w", err)
 	}
-	r, others, err := m.joinRoom(req.Room, req.Participant, req.Info)
+	mem := &Member{m: m, info: req.Info, media: media}
+	_, others, err := m.joinRoom(req.Room, req.Participant, req.Info, mem)
 	if err != nil {
 		media.Close()
 		return nil, err
 	}
-	mem := &Member{m: m, room: r, info: req.Info, media: media, others: others,
-		log: r.log.With("participant", req.Info.SID, "identity", req.Info.Identity)}
+	mem.others = others
+	if mem.left.Load() {
+		// The server ended it during the join (removed, room closed,
+		// replaced): the participant was told, its media is closed.
+		return nil, ErrEnded
+	}
 	media.Start()
 	return mem, nil
 }
 
+// bind records the room the member is joining; Manager.mu is held.
+func (mem *Member) bind(r *Room) {
+	mem.room = r
+	mem.log = r.log.With("participant", mem.info.SID, "identity", mem.info.Identity)
+}
+
 // Leave ends the membership: the others are told (unless the server
 // already removed the participant), the media session closes, and an
-// empty room starts its timer. Only the first call does anything.
+// empty room starts its timer. Only the first call does anything. The room
+// calls it itself, after Participant.Close, when the server ends a
+// participant (removed, room closed, shutdown, replaced by a newer join),
+// so a front door calls it only when its client is gone.
 func (mem *Member) Leave(reason string) {
 	mem.once.Do(func() {
+		mem.left.Store(true)
 		mem.room.Leave(mem.info.SID)
 		mem.m.left(mem.room)
 		mem.media.Close()

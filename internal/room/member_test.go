@@ -84,3 +84,25 @@ func TestWatchFollowsTracksByRoomName(t *testing.T) {
 		t.Errorf("late watcher saw %v, want %v", got, want)
 	}
 }
+
+// When the server ends a participant (removed, replaced by a newer join,
+// room closed), the room ends its membership itself: the participant is
+// told, and its media session closes whether or not the front door calls
+// Leave.
+func TestServerEndedMembersCloseTheirMedia(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(10, time.Hour)
+	media := m.media.(*nopMedia)
+	_, first, firstMem := join(t, m, "r", "alice")
+	_, _, second := join(t, m, "r", "alice") // replaces the first
+	if first.closed != ReasonDuplicateIdentity || media.isOpen(firstMem.SID()) {
+		t.Fatalf("replaced: closed %q, media open %v", first.closed, media.isOpen(firstMem.SID()))
+	}
+	_, bob, bobMem := join(t, m, "r", "bob")
+	if !m.Remove("r", "bob") || bob.closed != ReasonRemoved || media.isOpen(bobMem.SID()) {
+		t.Fatalf("removed: closed %q, media open %v", bob.closed, media.isOpen(bobMem.SID()))
+	}
+	if !m.CloseRoom("r", ReasonRoomClosed) || media.isOpen(second.SID()) {
+		t.Fatal("room closed with a media session still open")
+	}
+}

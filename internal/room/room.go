@@ -29,6 +29,17 @@ var ErrClosed = errors.New("room is closed")
 type member struct {
 	p    Participant
 	info ParticipantInfo
+	mem  *Member // its membership, which the room ends when it ends it
+}
+
+// end tells the participant why the server ended it, then ends its
+// membership: the room, not each front door, makes sure the media session
+// closes. Call it without holding Room.mu.
+func (m *member) end(reason string) {
+	m.p.Close(reason)
+	if m.mem != nil {
+		m.mem.Leave(reason)
+	}
 }
 
 // Room is a set of participants that see and hear each other. All fields
@@ -73,8 +84,8 @@ func (r *Room) Info() Info {
 }
 
 // join adds p. A participant with the same identity is replaced; it is
-// returned so the caller can close it outside the lock.
-func (r *Room) join(p Participant, info ParticipantInfo) (others []ParticipantInfo, replaced Participant, err error) {
+// returned so the caller can end it outside the lock.
+func (r *Room) join(p Participant, info ParticipantInfo, mem *Member) (others []ParticipantInfo, replaced *member, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -82,7 +93,7 @@ func (r *Room) join(p Participant, info ParticipantInfo) (others []ParticipantIn
 	}
 	for sid, m := range r.members {
 		if m.info.Identity == info.Identity {
-			replaced = m.p
+			replaced = m
 			r.removeLocked(sid)
 			break
 		}
@@ -94,7 +105,7 @@ func (r *Room) join(p Participant, info ParticipantInfo) (others []ParticipantIn
 		others = append(others, m.publicInfo())
 	}
 	info.Tracks = []TrackInfo{}
-	r.members[info.SID] = &member{p: p, info: info}
+	r.members[info.SID] = &member{p: p, info: info, mem: mem}
 	r.broadcastLocked(info.SID, ParticipantEvent{Type: "participant_joined", Participant: publicInfo(info)})
 	r.log.Info("participant joined", "participant", info.SID, "identity", info.Identity)
 	return others, replaced, nil
@@ -120,17 +131,17 @@ func (r *Room) removeLocked(sid string) {
 // It reports whether there was one.
 func (r *Room) Remove(identity, reason string) bool {
 	r.mu.Lock()
-	var found Participant
+	var found *member
 	for sid, m := range r.members {
 		if m.info.Identity == identity {
-			found = m.p
+			found = m
 			r.removeLocked(sid)
 			break
 		}
 	}
 	r.mu.Unlock()
 	if found != nil {
-		found.Close(reason)
+		found.end(reason)
 	}
 	return found != nil
 }
@@ -230,7 +241,7 @@ func (r *Room) close(reason string) {
 	r.members = map[string]*member{}
 	r.mu.Unlock()
 	for _, m := range members {
-		m.p.Close(reason)
+		m.end(reason)
 	}
 	r.log.Info("room closed", "reason", reason)
 }

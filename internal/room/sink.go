@@ -16,7 +16,9 @@ import (
 // of drops when it falls behind.
 type Sink interface {
 	// WriteRTP gets one packet, header parsed, header extensions removed.
-	// pkt and its payload are only valid during the call: copy what is kept.
+	// pkt and its payload are shared with the track's other destinations
+	// and only valid during the call: read them, never modify them, and
+	// copy what is kept.
 	WriteRTP(pkt *rtp.Packet, meta PacketMeta)
 	// SenderReport gets the publisher's RTCP sender reports for the track,
 	// in order with its packets: the NTP↔RTP timestamp mapping for lip sync.
@@ -30,7 +32,8 @@ type Sink interface {
 type PacketMeta struct {
 	// Arrival is when the server read the packet from the publisher.
 	Arrival time.Time
-	// Keyframe marks the packets of a video keyframe (VP8, VP9, H.264).
+	// Keyframe marks the packet that starts a video keyframe (VP8, VP9,
+	// H.264); the keyframe's other packets follow with the same timestamp.
 	Keyframe bool
 }
 

@@ -8,16 +8,20 @@
 // An in-process consumer follows a room's tracks with Manager.Watch and
 // takes a track's packets with Manager.Attach and a Sink.
 //
-// Lock order: Manager.watchMu → Manager.mu → Room.mu. Manager.mu is never
-// held while calling a Participant, the media plane or a watcher.
+// Lock order: Manager.watchMu → Manager.mu → Room.mu. Manager.mu is held
+// around joining a room, so Participant.Deliver may run under it (the
+// participant_joined broadcast); it is never held while calling the media
+// plane or a watcher.
 //
-// Callbacks: Participant.Deliver and TrackWatcher's methods run with
-// Room.mu or Manager.watchMu held; MediaEvents run on media goroutines that
-// may hold media locks; Sink methods run on the sink's own goroutine. None
-// of these may block, and none may call back into the room or the media
-// plane (Join, Leave, Watch, Attach, MediaSession methods): a front door
-// queues such work for a goroutine of its own. Participant.Close runs with
-// no lock held and may call Member.Leave.
+// Callbacks: Participant.Deliver and TrackWatcher's methods run with room
+// locks held; MediaEvents run on media goroutines that may hold media
+// locks; Sink methods run on the sink's own goroutine. None of these may
+// block, and none may call back into the room or the media plane (Join,
+// Leave, Watch, Attach, MediaSession methods): a front door queues such
+// work for a goroutine of its own. The exceptions are a sink's own
+// Attachment: it may call RequestKeyframe and Detach from inside its
+// methods. Participant.Close runs with no lock held and may call
+// Member.Leave; the room calls Member.Leave itself right after it.
 package room
 
 import (

@@ -44,6 +44,9 @@ func (s *session) handleJoin(m *clientMessage) *protoError {
 	manual := m.AutoSubscribe != nil && !*m.AutoSubscribe
 	mem, err := s.h.deps.Rooms.Join(s.h.ctx, room.JoinRequest{Room: roomName, Info: info, Participant: p, Events: p,
 		ManualSubscribe: manual})
+	if errors.Is(err, room.ErrEnded) {
+		return nil // ended while joining: its connection has the reason and is closing
+	}
 	if err != nil {
 		return joinError(err, s.log)
 	}
