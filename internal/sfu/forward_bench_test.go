@@ -59,26 +59,40 @@ var vp8Codec = webrtc.RTPCodecParameters{
 // fanOutFixture is one video up track with n subscribers (or sinks), each
 // with its own writer goroutine, as in a room.
 type fanOutFixture struct {
-	up      *UpTrack
-	outs    []*writer
-	writers []*countingWriter // PeerConnection subscribers
-	sinks   []*countingSink   // or in-process sinks
+	up          *UpTrack
+	outs        []*writer
+	writers     []*countingWriter // PeerConnection subscribers
+	sinks       []*countingSink   // or in-process sinks
+	attachments []*sinkAttachment
 }
 
 // countingSink is an in-process sink that counts what it gets.
 type countingSink struct {
 	packets, keyframes, reports atomic.Int64
-	ended                       atomic.Bool
+	reportAt                    atomic.Int64 // packets before the last report
+	ended, afterEnd             atomic.Bool
 }
 
 func (c *countingSink) WriteRTP(_ *rtp.Packet, meta room.PacketMeta) {
+	if c.ended.Load() {
+		c.afterEnd.Store(true)
+	}
 	c.packets.Add(1)
 	if meta.Keyframe {
 		c.keyframes.Add(1)
 	}
 }
-func (c *countingSink) SenderReport(room.SenderReport) { c.reports.Add(1) }
-func (c *countingSink) Ended()                         { c.ended.Store(true) }
+
+func (c *countingSink) SenderReport(room.SenderReport) {
+	c.reportAt.Store(c.packets.Load())
+	c.reports.Add(1)
+}
+
+func (c *countingSink) Ended() {
+	if c.ended.Swap(true) {
+		c.afterEnd.Store(true) // a second Ended
+	}
+}
 
 func newUpFixture() *fanOutFixture {
 	pool := newPacketPool()
@@ -119,7 +133,8 @@ func newSinkFixture(n, queue int) *fanOutFixture {
 		a.down = newDownTrack(f.up, a.out, a)
 		a.down.reports = true
 		f.up.addDown(a.down)
-		a.out.start(nil)
+		a.out.start(a.sink.Ended)
+		f.attachments = append(f.attachments, a)
 		f.outs, f.sinks = append(f.outs, a.out), append(f.sinks, a.sink.(*countingSink))
 	}
 	return f

@@ -18,7 +18,7 @@ func (sub *subscriber) negotiateLocked() {
 	if sub.closed || !sub.started || sub.pc == nil {
 		return
 	}
-	if sub.awaitingAnswer {
+	if sub.awaitingAnswer || sub.answering {
 		sub.pendingOffer = true
 		return
 	}
@@ -90,29 +90,58 @@ func (p *Peer) SubscriberAnswer(sdp string) error {
 	return nil
 }
 
-// AcceptSubscriberOffer implements room.MediaSession.
+// AcceptSubscriberOffer implements room.MediaSession. It waits for
+// gathering without holding subscriber.mu; meanwhile the exchange counts as
+// in flight, so a change to the subscriptions waits for it (pendingOffer).
 func (p *Peer) AcceptSubscriberOffer(ctx context.Context, offerSDP string, trackSIDs []string) (room.Answer, error) {
 	ups, err := p.subscribable(trackSIDs)
 	if err != nil {
 		return room.Answer{}, err
 	}
 	sub := &p.sub
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	if sub.closed {
-		return room.Answer{}, errPeerClosed
-	}
-	if sub.awaitingAnswer {
-		return room.Answer{}, fmt.Errorf("%w: the server's own offer is waiting for its answer", room.ErrBadSDP)
-	}
-	pc, err := sub.connLocked()
+	pc, gathered, err := sub.answerOffer(offerSDP, ups)
 	if err != nil {
 		return room.Answer{}, err
 	}
+	sdp, err := gatheredDescription(ctx, pc, gathered)
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	sub.answering = false
+	if err != nil {
+		return room.Answer{}, err
+	}
+	p.cands.inDescription(room.TargetSubscriber)
+	answer := room.Answer{SDP: sdp, Mids: sub.trackMapLocked()}
+	if sub.pendingOffer {
+		sub.pendingOffer = false
+		sub.negotiateLocked()
+	}
+	return answer, nil
+}
+
+// answerOffer applies a client's offer to receive, puts ups on its media
+// sections and sets the answer. On failure the offer is rolled back and
+// the subscriptions it added are removed, so the connection can negotiate
+// again.
+func (sub *subscriber) answerOffer(offerSDP string, ups []*UpTrack) (*webrtc.PeerConnection, <-chan struct{}, error) {
+	p := sub.p
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.closed {
+		return nil, nil, errPeerClosed
+	}
+	if sub.awaitingAnswer || sub.answering {
+		return nil, nil, fmt.Errorf("%w: an offer is already being answered", room.ErrBadSDP)
+	}
+	pc, err := sub.connLocked()
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
 		p.log.Info("bad subscriber offer", "err", err)
-		return room.Answer{}, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
+		return nil, nil, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
 	}
+	var added []*UpTrack
 	for _, up := range ups {
 		// The client's sections: each receives the next track of its kind.
 		tr := sub.freeTransceiverLocked(pc, up.remoteKind())
@@ -120,7 +149,9 @@ func (p *Peer) AcceptSubscriberOffer(ctx context.Context, offerSDP string, track
 			p.log.Debug("no offered section left for track", "track", up.info.SID, "kind", up.info.Kind)
 			continue
 		}
-		sub.addLocked(up, tr)
+		if sub.addLocked(up, tr) {
+			added = append(added, up)
+		}
 	}
 	answer, err := pc.CreateAnswer(nil)
 	var gathered <-chan struct{}
@@ -131,15 +162,15 @@ func (p *Peer) AcceptSubscriberOffer(ctx context.Context, offerSDP string, track
 	}
 	if err != nil {
 		p.log.Info("subscriber answer failed", "err", err)
-		return room.Answer{}, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
+		sub.removeLocked(added)
+		if rbErr := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); rbErr != nil {
+			p.log.Warn("subscriber offer rollback failed", "err", rbErr)
+		}
+		return nil, nil, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
 	}
 	sub.applyPendingCandidatesLocked()
-	sdp, err := gatheredDescription(ctx, pc, gathered)
-	if err != nil {
-		return room.Answer{}, err
-	}
-	p.cands.inDescription(room.TargetSubscriber)
-	return room.Answer{SDP: sdp, Mids: sub.trackMapLocked()}, nil
+	sub.answering = true
+	return pc, gathered, nil
 }
 
 // subscribable looks tracks up for a subscription: all must exist and

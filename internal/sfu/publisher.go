@@ -55,42 +55,51 @@ func (pub *publisher) connLocked() (*webrtc.PeerConnection, error) {
 
 // Publish implements room.MediaSession.
 func (p *Peer) Publish(offerSDP string, metas []room.TrackMeta) error {
-	_, err := p.pub.apply(nil, offerSDP, metas)
+	_, _, err := p.pub.apply(offerSDP, metas, false)
 	return err
 }
 
-// PublishGathered implements room.MediaSession.
+// PublishGathered implements room.MediaSession. It waits for gathering
+// without holding publisher.mu.
 func (p *Peer) PublishGathered(ctx context.Context, offerSDP string, metas []room.TrackMeta) (room.Answer, error) {
-	return p.pub.apply(ctx, offerSDP, metas)
+	answer, gathered, err := p.pub.apply(offerSDP, metas, true)
+	if err != nil {
+		return room.Answer{}, err
+	}
+	if answer.SDP, err = gatheredDescription(ctx, p.pub.pc, gathered); err != nil {
+		return room.Answer{}, err
+	}
+	p.cands.inDescription(room.TargetPublisher)
+	return answer, nil
 }
 
-// apply applies a publisher offer. With ctx nil the answer is sent through
-// the events, its candidates trickled after it; otherwise it is returned
-// once gathering is complete.
-func (pub *publisher) apply(ctx context.Context, offerSDP string, metas []room.TrackMeta) (room.Answer, error) {
+// apply applies a publisher offer and sets the answer. Unless whole, the
+// answer is sent through the events, its candidates trickled after it;
+// whole, the caller waits on gathered for the complete answer.
+func (pub *publisher) apply(offerSDP string, metas []room.TrackMeta, whole bool) (room.Answer, <-chan struct{}, error) {
 	p := pub.p
 	if !p.perms.CanPublish {
-		return room.Answer{}, room.ErrForbidden
+		return room.Answer{}, nil, room.ErrForbidden
 	}
 	sections, err := parseOffer(offerSDP)
 	if err != nil {
-		return room.Answer{}, err
+		return room.Answer{}, nil, err
 	}
 	pub.mu.Lock()
 	defer pub.mu.Unlock()
 	if pub.closed {
-		return room.Answer{}, errPeerClosed
+		return room.Answer{}, nil, errPeerClosed
 	}
 	if err := pub.declareLocked(sections, metas); err != nil {
-		return room.Answer{}, err
+		return room.Answer{}, nil, err
 	}
 	pc, err := pub.connLocked()
 	if err != nil {
-		return room.Answer{}, err
+		return room.Answer{}, nil, err
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
 		p.log.Info("bad publisher offer", "err", err)
-		return room.Answer{}, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
+		return room.Answer{}, nil, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
 	}
 	answer, err := pc.CreateAnswer(nil)
 	var gathered <-chan struct{}
@@ -101,7 +110,7 @@ func (pub *publisher) apply(ctx context.Context, offerSDP string, metas []room.T
 	}
 	if err != nil {
 		p.log.Info("publisher answer failed", "err", err)
-		return room.Answer{}, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
+		return room.Answer{}, nil, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
 	}
 	tracks := make([]room.TrackInfo, 0, len(sections))
 	for _, s := range sections {
@@ -109,21 +118,16 @@ func (pub *publisher) apply(ctx context.Context, offerSDP string, metas []room.T
 			tracks = append(tracks, t)
 		}
 	}
-	if ctx == nil {
+	if !whole {
 		p.cands.sendDescription(room.TargetPublisher, func() { p.events.PublisherAnswer(answer.SDP, tracks) })
-		return room.Answer{SDP: answer.SDP, Tracks: tracks}, nil
 	}
-	sdp, err := gatheredDescription(ctx, pc, gathered)
-	if err != nil {
-		return room.Answer{}, err
-	}
-	p.cands.inDescription(room.TargetPublisher)
-	return room.Answer{SDP: sdp, Tracks: tracks}, nil
+	return room.Answer{SDP: answer.SDP, Tracks: tracks}, gathered, nil
 }
 
 // gatheredDescription waits for ICE gathering to complete and returns the
 // local description, which then carries every candidate. Gathering on the
-// one muxed UDP port takes no network round trip.
+// one muxed UDP port takes no network round trip; it is waited for without
+// the peer's locks all the same, bounded by ctx.
 func gatheredDescription(ctx context.Context, pc *webrtc.PeerConnection, gathered <-chan struct{}) (string, error) {
 	select {
 	case <-gathered:

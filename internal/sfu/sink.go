@@ -10,12 +10,11 @@ import (
 // sinkAttachment is a down track whose destination is an in-process
 // room.Sink. It has a writer of its own, so a slow sink delays only itself.
 type sinkAttachment struct {
-	router *Router
-	down   *DownTrack
-	sink   room.Sink
-	out    *writer
-	stats  peerStats
-	once   sync.Once
+	down  *DownTrack
+	sink  room.Sink
+	out   *writer
+	stats peerStats
+	once  sync.Once
 }
 
 // Attach implements room.Media.
@@ -23,6 +22,9 @@ func (e *Engine) Attach(roomName, trackSID string, sink room.Sink) (room.Attachm
 	e.mu.Lock()
 	r, ok := e.routers[roomName]
 	closed := e.closed
+	if !closed && ok {
+		e.sinks.Add(1) // under e.mu, so that Close, which sets closed under it, waits for this sink
+	}
 	e.mu.Unlock()
 	if closed {
 		return nil, errEngineClosed
@@ -30,29 +32,42 @@ func (e *Engine) Attach(roomName, trackSID string, sink room.Sink) (room.Attachm
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", room.ErrUnknownRoom, roomName)
 	}
+	a, err := e.attach(r, trackSID, sink)
+	if err != nil {
+		e.sinks.Done()
+	}
+	return a, err
+}
+
+// attach attaches sink to a track of r; e.sinks was counted for it.
+func (e *Engine) attach(r *Router, trackSID string, sink room.Sink) (room.Attachment, error) {
 	ups, _ := r.upTracks([]string{trackSID})
 	if len(ups) == 0 || ups[0].ended.Load() {
 		return nil, fmt.Errorf("%w: %s", room.ErrUnknownTrack, trackSID)
 	}
 	up := ups[0]
-	a := &sinkAttachment{router: r, sink: sink}
+	a := &sinkAttachment{sink: sink}
 	a.out = newWriter(e.cfg.SubscriberQueue, &a.stats)
 	a.down = newDownTrack(up, a.out, a)
 	a.down.reports = true
 	if !r.addSink(a) {
 		return nil, fmt.Errorf("%w: %s", room.ErrUnknownTrack, trackSID)
 	}
-	e.sinks.Add(1)
 	a.out.start(func() {
-		a.out.drain()
 		sink.Ended()
 		r.removeSink(a)
 		r.retire(&a.stats)
 		e.sinks.Done()
 	})
+	up.sinks.Add(1)
 	up.addDown(a.down)
-	if up.ended.Load() { // unpublished meanwhile: its sinks may be detached already
+	// Detached meanwhile (the track was unpublished, or the engine is
+	// closing): the down track must not stay on the up track's list.
+	if up.ended.Load() {
 		a.Detach()
+	}
+	if a.down.closed.Load() {
+		up.removeDown(a.down)
 	}
 	up.RequestKeyframe()
 	return a, nil
@@ -88,6 +103,7 @@ func (a *sinkAttachment) Detach() {
 	a.once.Do(func() {
 		a.down.closed.Store(true)
 		a.down.up.removeDown(a.down)
+		a.down.up.sinks.Add(-1)
 		a.out.stop()
 	})
 }

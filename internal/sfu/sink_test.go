@@ -9,7 +9,7 @@ import (
 )
 
 // A sink starts at a keyframe like a subscriber, gets sender reports in
-// order with the packets, and hears Ended once detached.
+// order with the packets, and hears Ended once, last, when detached.
 func TestSinkStartsAtKeyframeAndGetsReports(t *testing.T) {
 	t.Parallel()
 	f := newSinkFixture(1, 64)
@@ -18,20 +18,32 @@ func TestSinkStartsAtKeyframeAndGetsReports(t *testing.T) {
 	for i := 1; i <= 10; i++ { // delta frames: not delivered
 		f.send(tmpl, uint16(i))
 	}
+	for i := 30; i < 35; i++ { // a keyframe (30), then deltas
+		f.send(tmpl, uint16(i))
+	}
 	f.up.senderReport(&room.SenderReport{SSRC: 42, NTPTime: 1 << 32, RTPTime: 1000})
-	for i := 30; i < 40; i++ { // a keyframe (30), then deltas
+	for i := 35; i < 40; i++ {
 		f.send(tmpl, uint16(i))
 	}
 	waitFor(t, func() bool { return sink.packets.Load() == 10 && sink.reports.Load() == 1 }, "sink got packets and a report")
 	if got := sink.keyframes.Load(); got != 1 {
-		t.Errorf("%d keyframe packets, want 1", got)
+		t.Errorf("%d packets start a keyframe, want 1", got)
 	}
-	a := &sinkAttachment{router: newTestRouter(), down: f.up.downsList()[0], out: f.outs[0], sink: sink}
-	a.Detach()
+	if at := sink.reportAt.Load(); at != 5 {
+		t.Errorf("the report came after %d packets, want 5 (in order with the media)", at)
+	}
+	f.attachments[0].Detach()
+	f.attachments[0].Detach()
 	f.outs[0].wait()
 	f.send(tmpl, 60)
+	if !sink.ended.Load() || sink.afterEnd.Load() {
+		t.Errorf("ended %v; a call after Ended or a second Ended: %v", sink.ended.Load(), sink.afterEnd.Load())
+	}
 	if got := sink.packets.Load(); got != 10 {
 		t.Errorf("%d packets after detach, want 10", got)
+	}
+	if n := len(f.up.downsList()); n != 0 {
+		t.Errorf("%d down tracks left on the up track after detach", n)
 	}
 }
 
@@ -59,10 +71,6 @@ func TestSinkFanOutAllocations(t *testing.T) {
 	if allocs > 0.5 {
 		t.Fatalf("%.2f allocations per published packet, want 0 in steady state", allocs)
 	}
-}
-
-func newTestRouter() *Router {
-	return &Router{sinks: map[*sinkAttachment]struct{}{}, ups: map[string]*UpTrack{}, peers: map[string]*Peer{}}
 }
 
 func (u *UpTrack) downsList() []*DownTrack { return *u.downs.Load() }

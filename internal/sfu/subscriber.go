@@ -29,7 +29,8 @@ type subscriber struct {
 	pc             *webrtc.PeerConnection   // made on the first subscription
 	out            *writer                  // made with pc
 	downs          map[string]*subscription // by up track sid
-	awaitingAnswer bool
+	awaitingAnswer bool                     // a server offer waits for the client's answer
+	answering      bool                     // a client offer's answer is gathering candidates
 	pendingOffer   bool
 	restartICE     bool
 	pendingCands   []webrtc.ICECandidateInit // before the first answer
@@ -162,6 +163,14 @@ func (sub *subscriber) sendOnLocked(pc *webrtc.PeerConnection, tr *webrtc.RTPTra
 func (sub *subscriber) unsubscribe(ups ...*UpTrack) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
+	if sub.removeLocked(ups) {
+		sub.negotiateLocked()
+	}
+}
+
+// removeLocked removes the subscriptions to ups, reporting whether there
+// was any. sub.mu must be held.
+func (sub *subscriber) removeLocked(ups []*UpTrack) bool {
 	removed := false
 	for _, up := range ups {
 		s, ok := sub.downs[up.info.SID]
@@ -173,6 +182,7 @@ func (sub *subscriber) unsubscribe(ups ...*UpTrack) {
 		up.removeDown(s.DownTrack)
 		removed = true
 		if sub.closed {
+			_ = s.sender.Stop() // close no longer sees it in downs
 			continue
 		}
 		if err := sub.pc.RemoveTrack(s.sender); err != nil {
@@ -182,9 +192,7 @@ func (sub *subscriber) unsubscribe(ups ...*UpTrack) {
 			_ = s.sender.Stop()
 		}
 	}
-	if removed {
-		sub.negotiateLocked()
-	}
+	return removed
 }
 
 // detachAll takes every subscription off its up track, for a peer that is

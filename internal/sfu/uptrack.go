@@ -37,6 +37,7 @@ type UpTrack struct {
 	downs   atomic.Pointer[[]*DownTrack] // copy on write; read per packet without a lock
 
 	lastKeyframeReq atomic.Int64 // unix nanos
+	sinks           atomic.Int32 // sinks attached, which want arrival times
 	muted           atomic.Bool
 	ended           atomic.Bool // the publisher stopped sending; being unpublished
 	// Voice activity since the last speaker tick.
@@ -77,7 +78,9 @@ func (u *UpTrack) run() {
 			pkt.release()
 			return
 		}
-		pkt.arrival = time.Now()
+		if u.sinks.Load() > 0 { // only sinks read it: no clock read per packet otherwise
+			pkt.arrival = time.Now()
+		}
 		u.fanOut(pkt, n)
 	}
 }
