@@ -21,8 +21,8 @@ import (
 const outQueue = 256
 
 // A client may send maxViolations rate-limited messages, and another one
-// per violationWindow/maxViolations, before it is disconnected: more than
-// 100 limited in 10 s closes the connection. Counting them in a row instead
+// per violationWindow/maxViolations, before it is disconnected: a bucket of
+// 100 refilled at 10 per second. Counting them in a row instead
 // let a steady flooder stay: at 1,000 messages/s the limiter passes one
 // every 20 ms, which reset the count (8,508 error replies in 10 s on a
 // connection that stayed open).

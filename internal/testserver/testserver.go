@@ -60,8 +60,10 @@ func (l *logCapture) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buf = append(l.buf, p...)
-	if over := len(l.buf) - maxCapturedLog; over > 0 {
-		l.buf = append(l.buf[:0], l.buf[over:]...)
+	// Trim by half the bound at a time, not per line: a full buffer would
+	// otherwise move 2 MB for every line logged.
+	if len(l.buf) > maxCapturedLog {
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-maxCapturedLog/2:]...)
 	}
 	return len(p), nil
 }
@@ -78,6 +80,9 @@ func (l *logCapture) String() string {
 func serverLogger(tb testing.TB) *slog.Logger {
 	if os.Getenv("QUARTET_TEST_LOG") != "" {
 		return Logger()
+	}
+	if _, bench := tb.(*testing.B); bench {
+		return Logger() // a benchmark measures the server, not its debug log
 	}
 	capture := &logCapture{}
 	tb.Cleanup(func() {
