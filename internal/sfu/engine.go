@@ -15,7 +15,9 @@
 // lock held. Neither may call back into the engine: a front door queues
 // such work. pion callbacks that pion may run under its own locks (ICE
 // candidates) take only candidates.mu; OnTrack runs on a goroutine of its
-// own and takes publisher.mu.
+// own and takes publisher.mu, and so does the subscriber connection's
+// state handler (pion starts one goroutine per call), which takes
+// subscriber.mu.
 package sfu
 
 import (

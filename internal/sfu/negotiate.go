@@ -12,16 +12,18 @@ import (
 )
 
 // negotiateLocked sends a new subscriber offer, or remembers to send one
-// when the client answers the offer in flight. sub.mu must be held.
+// when the client answers the offer in flight, or when the connection
+// first comes up (see settlingLocked). sub.mu must be held.
 func (sub *subscriber) negotiateLocked() {
 	p := sub.p
 	if sub.closed || !sub.started || sub.pc == nil {
 		return
 	}
-	if sub.awaitingAnswer || sub.answering {
+	if sub.awaitingAnswer || sub.answering || sub.settlingLocked() {
 		sub.pendingOffer = true
 		return
 	}
+	sub.pendingOffer = false // this offer carries every change so far
 	offer, err := sub.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: sub.restartICE})
 	sub.restartICE = false // a failed restart must not make every later offer fail
 	if err == nil {
@@ -40,6 +42,36 @@ func (sub *subscriber) negotiateLocked() {
 	sub.awaitingAnswer = true
 	tracks := sub.trackMapLocked()
 	p.cands.sendDescription(room.TargetSubscriber, func() { p.events.SubscriberOffer(offer.SDP, tracks) })
+}
+
+// settlingLocked reports whether the connection's first negotiation is
+// applied but the connection has not come up yet. pion starts ICE on a
+// goroutine of its own after that negotiation, and an offer before it ran
+// races the start on both sides: the client's pion, its ICE agent not yet
+// given our credentials, takes the offer for an ICE restart and answers
+// with new credentials of its own; ours, applying that answer before its
+// agent started, starts the agent afterwards with the first answer's
+// credentials, and then discards every check from the client ("username
+// mismatch"): the connection never comes up, and the subscriber gets
+// nothing (the fan-out subscriber without media, issue 9). So changes
+// wait for the connection, and go in one offer. An ICE restart does not
+// wait: a client asks for one when its connection is stuck.
+func (sub *subscriber) settlingLocked() bool {
+	return !sub.connected && !sub.restartICE && sub.pc.RemoteDescription() != nil
+}
+
+// onConnected runs when the subscriber connection has come up, on a
+// goroutine of pion's own: it sends the offer that waited for it.
+func (sub *subscriber) onConnected() {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.connected {
+		return
+	}
+	sub.connected = true
+	if sub.pendingOffer {
+		sub.negotiateLocked()
+	}
 }
 
 // trackMapLocked maps each transceiver mid of the subscriber connection to

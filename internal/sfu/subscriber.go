@@ -33,6 +33,7 @@ type subscriber struct {
 	answering      bool                     // a client offer's answer is gathering candidates
 	pendingOffer   bool
 	restartICE     bool
+	connected      bool                      // the connection has come up once
 	pendingCands   []webrtc.ICECandidateInit // before the first answer
 }
 
@@ -54,6 +55,9 @@ func (sub *subscriber) connLocked() (*webrtc.PeerConnection, error) {
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.cands.local(room.TargetSubscriber, c) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("subscriber connection state", "state", s.String())
+		if s == webrtc.PeerConnectionStateConnected {
+			sub.onConnected()
+		}
 	})
 	sub.pc = pc
 	// Made before any subscription exists: forwarders reach the writer
