@@ -24,10 +24,13 @@ func (sub *subscriber) negotiateLocked() {
 		return
 	}
 	sub.pendingOffer = false // this offer carries every change so far
+	// Held before CreateOffer: with ICERestart it restarts ICE and gathers
+	// at once, and a candidate with the new credentials sent before the
+	// offer that carries them is dropped by the client.
+	p.cands.hold(room.TargetSubscriber)
 	offer, err := sub.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: sub.restartICE})
 	sub.restartICE = false // a failed restart must not make every later offer fail
 	if err == nil {
-		p.cands.hold(room.TargetSubscriber)
 		err = sub.pc.SetLocalDescription(offer)
 	}
 	if errors.Is(err, webrtc.ErrConnectionClosed) {
@@ -169,6 +172,9 @@ func (sub *subscriber) answerOffer(offerSDP string, ups []*UpTrack) (*webrtc.Pee
 	if err != nil {
 		return nil, nil, err
 	}
+	// Held before SetRemoteDescription: an offer that restarts ICE makes
+	// pion gather at once.
+	p.cands.hold(room.TargetSubscriber)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
 		p.log.Info("bad subscriber offer", "err", err)
 		return nil, nil, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
@@ -188,7 +194,6 @@ func (sub *subscriber) answerOffer(offerSDP string, ups []*UpTrack) (*webrtc.Pee
 	answer, err := pc.CreateAnswer(nil)
 	var gathered <-chan struct{}
 	if err == nil {
-		p.cands.hold(room.TargetSubscriber)
 		gathered = webrtc.GatheringCompletePromise(pc)
 		err = pc.SetLocalDescription(answer)
 	}

@@ -1,9 +1,12 @@
 package sfu
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +31,24 @@ type sessionEvent struct {
 	// For an offer: the state of the subscriber connection as it was made.
 	state webrtc.PeerConnectionState
 }
+
+// ufrag is the ICE username fragment of a description or a candidate.
+func (ev sessionEvent) ufrag() string {
+	re := sdpUfrag
+	text := ev.sdp
+	if ev.kind == "candidate" {
+		re, text = candidateUfrag, ev.cand.Candidate
+	}
+	if m := re.FindStringSubmatch(text); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+var (
+	sdpUfrag       = regexp.MustCompile(`a=ice-ufrag:(\S+)`)
+	candidateUfrag = regexp.MustCompile(`\sufrag (\S+)`)
+)
 
 // recorder is a front door that records, and passes each target's events
 // on in order, as a signaling connection would.
@@ -199,10 +220,15 @@ type subscriberClient struct {
 	p       *Peer
 	mu      sync.Mutex
 	packets map[string]int // by track id (the up track's sid)
+	// blind: the client uses none of the server's candidates (it strips
+	// them from offers and ignores the trickled ones) and sends its own
+	// before its answer, and not in it, so the connection depends on the
+	// server using the candidates sent before the answer.
+	blind bool
 }
 
-func newSubscriberClient(t *testing.T, p *Peer, rec *recorder) *subscriberClient {
-	c := &subscriberClient{pc: newClientPC(t), p: p, packets: map[string]int{}}
+func newSubscriberClient(t *testing.T, p *Peer, rec *recorder, blind bool) *subscriberClient {
+	c := &subscriberClient{pc: newClientPC(t), p: p, packets: map[string]int{}, blind: blind}
 	c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		for {
 			if _, _, err := tr.ReadRTP(); err != nil {
@@ -213,11 +239,13 @@ func newSubscriberClient(t *testing.T, p *Peer, rec *recorder) *subscriberClient
 			c.mu.Unlock()
 		}
 	})
-	c.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand != nil {
-			c.addCandidate(t, cand)
-		}
-	})
+	if !blind {
+		c.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+			if cand != nil {
+				c.addCandidate(t, cand)
+			}
+		})
+	}
 	done := make(chan struct{})
 	t.Cleanup(func() { rec.stop(); <-done })
 	go func() {
@@ -237,17 +265,23 @@ func (c *subscriberClient) addCandidate(t *testing.T, cand *webrtc.ICECandidate)
 	}
 }
 
-// handle answers an offer and adds the server's candidates, in the order
-// they came.
+var candidateLine = regexp.MustCompile(`(?m)^a=(candidate|end-of-candidates).*\r\n`)
+
+// handle answers an offer (its candidates first when blind) and adds the
+// server's candidates (unless blind), in the order they came.
 func (c *subscriberClient) handle(t *testing.T, ev sessionEvent) {
-	switch ev.kind {
-	case "candidate":
+	switch {
+	case ev.kind == "candidate" && !c.blind:
 		init := webrtc.ICECandidateInit{Candidate: ev.cand.Candidate, SDPMid: ev.cand.SDPMid, SDPMLineIndex: ev.cand.SDPMLineIndex}
 		if err := c.pc.AddICECandidate(init); err != nil {
 			t.Errorf("client: add server candidate: %v", err)
 		}
-	case "offer":
-		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: ev.sdp}); err != nil {
+	case ev.kind == "offer":
+		sdp := ev.sdp
+		if c.blind {
+			sdp = candidateLine.ReplaceAllString(sdp, "")
+		}
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 			t.Errorf("client: apply offer: %v", err)
 			return
 		}
@@ -256,11 +290,28 @@ func (c *subscriberClient) handle(t *testing.T, ev sessionEvent) {
 			t.Errorf("client: answer: %v", err)
 			return
 		}
+		gathered := webrtc.GatheringCompletePromise(c.pc)
 		if err := c.pc.SetLocalDescription(answer); err != nil {
 			t.Errorf("client: set answer: %v", err)
 			return
 		}
-		if err := c.p.SubscriberAnswer(answer.SDP); err != nil {
+		if c.blind {
+			<-gathered
+			for _, line := range strings.Split(c.pc.LocalDescription().SDP, "\r\n") {
+				if strings.HasPrefix(line, "a=candidate:") {
+					mid := "0"
+					if err := c.p.AddCandidate(room.TargetSubscriber, &room.Candidate{
+						Candidate: strings.TrimPrefix(line, "a="), SDPMid: &mid}); err != nil {
+						t.Errorf("add candidate: %v", err)
+					}
+				}
+			}
+		}
+		sdp = answer.SDP
+		if c.blind { // pion may have put early candidates in it: they were sent
+			sdp = candidateLine.ReplaceAllString(sdp, "")
+		}
+		if err := c.p.SubscriberAnswer(sdp); err != nil {
 			t.Errorf("server: apply answer: %v", err)
 		}
 	}
@@ -292,7 +343,7 @@ func TestOfferAfterTheFirstWaitsForTheConnection(t *testing.T) {
 	p, rec := newTestPeer(t, room.Permissions{CanSubscribe: true})
 	a, b := newAudioUp("TR_a"), newAudioUp("TR_b")
 	play(t, a, b)
-	c := newSubscriberClient(t, p, rec)
+	c := newSubscriberClient(t, p, rec, false)
 	p.sub.subscribe(a)
 	waitUntil(t, "the first answer", func() bool { return !p.sub.awaitingAnswerNow() })
 	p.sub.subscribe(b)
@@ -316,4 +367,173 @@ func (sub *subscriber) awaitingAnswerNow() bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	return sub.awaitingAnswer
+}
+
+// A client may send the candidates of its answer before the answer. After
+// an ICE restart they carry new credentials; applied before the answer
+// pion drops them ("doesn't match the current ufrags"). The server queues
+// them until the answer, so a client that uses none of the server's
+// candidates gets its media back after the restart.
+func TestCandidatesBeforeTheRestartAnswerAreUsed(t *testing.T) {
+	t.Parallel()
+	p, rec := newTestPeer(t, room.Permissions{CanSubscribe: true})
+	a := newAudioUp("TR_a")
+	play(t, a)
+	c := newSubscriberClient(t, p, rec, true)
+	p.sub.subscribe(a)
+	waitUntil(t, "media", func() bool { return c.received("TR_a") > 10 })
+	for i := range 3 {
+		offers := len(rec.events())
+		if err := p.RestartICE(); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the restart's offer and answer", func() bool {
+			return len(rec.events()) > offers && !p.sub.awaitingAnswerNow()
+		})
+		before := c.received("TR_a")
+		waitUntil(t, fmt.Sprintf("media after ICE restart %d", i+1), func() bool { return c.received("TR_a") > before+20 })
+	}
+}
+
+// After an ICE restart pion gathers at once (in CreateOffer for the
+// subscriber connection, in SetRemoteDescription for the publisher
+// connection), before the description with the new credentials exists. A
+// candidate sent before that description is dropped by the client, so
+// every candidate must follow a description with its credentials.
+func TestCandidatesFollowTheirDescriptionThroughICERestarts(t *testing.T) {
+	t.Parallel()
+	p, rec := newTestPeer(t, room.Permissions{CanSubscribe: true, CanPublish: true})
+	a := newAudioUp("TR_a")
+	play(t, a)
+	c := newSubscriberClient(t, p, rec, false)
+	p.sub.subscribe(a)
+	waitUntil(t, "media", func() bool { return c.received("TR_a") > 10 })
+	const restarts = 10
+	for range restarts {
+		offers := len(rec.events())
+		if err := p.RestartICE(); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the restart's offer and answer", func() bool {
+			return len(rec.events()) > offers && !p.sub.awaitingAnswerNow()
+		})
+	}
+
+	pub := newPublisherClient(t, p, rec)
+	pub.negotiate(t, false)
+	for range restarts {
+		pub.negotiate(t, true)
+	}
+
+	described := map[string]map[string]bool{room.TargetSubscriber: {}, room.TargetPublisher: {}}
+	checked := map[string]int{}
+	for _, ev := range rec.events() {
+		switch ev.kind {
+		case "offer", "answer":
+			described[ev.target][ev.ufrag()] = true
+		case "candidate":
+			u := ev.ufrag()
+			if u == "" {
+				t.Fatalf("candidate without its ufrag: %q", ev.cand.Candidate)
+			}
+			checked[ev.target]++
+			if !described[ev.target][u] {
+				t.Errorf("%s candidate with ufrag %s sent before the description with it", ev.target, u)
+			}
+		}
+	}
+	if checked[room.TargetSubscriber] == 0 || checked[room.TargetPublisher] == 0 {
+		t.Errorf("checked %v candidates, want some of each target", checked)
+	}
+}
+
+// publisherClient offers a track on the publisher connection.
+type publisherClient struct {
+	pc      *webrtc.PeerConnection
+	p       *Peer
+	answers chan string
+	holdMu  sync.Mutex
+	holding bool
+	held    []webrtc.ICECandidateInit
+}
+
+func newPublisherClient(t *testing.T, p *Peer, rec *recorder) *publisherClient {
+	c := &publisherClient{pc: newClientPC(t), p: p, answers: make(chan string, 1)}
+	track, err := webrtc.NewTrackLocalStaticRTP(opusCodec.RTPCodecCapability, "mic", "stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.pc.AddTrack(track); err != nil {
+		t.Fatal(err)
+	}
+	c.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		c.holdMu.Lock()
+		defer c.holdMu.Unlock()
+		if c.holding {
+			c.held = append(c.held, cand.ToJSON())
+			return
+		}
+		c.send(t, cand.ToJSON())
+	})
+	done := make(chan struct{})
+	t.Cleanup(func() { rec.stop(); <-done })
+	go func() {
+		defer close(done)
+		for ev := range rec.pubs {
+			switch ev.kind {
+			case "answer":
+				if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ev.sdp}); err != nil {
+					t.Errorf("client: apply answer: %v", err)
+				}
+				c.answers <- ev.sdp
+			case "candidate":
+				init := webrtc.ICECandidateInit{Candidate: ev.cand.Candidate, SDPMid: ev.cand.SDPMid, SDPMLineIndex: ev.cand.SDPMLineIndex}
+				if err := c.pc.AddICECandidate(init); err != nil {
+					t.Errorf("client: add server candidate: %v", err)
+				}
+			}
+		}
+	}()
+	return c
+}
+
+func (c *publisherClient) send(t *testing.T, init webrtc.ICECandidateInit) {
+	if err := c.p.AddCandidate(room.TargetPublisher, &room.Candidate{Candidate: init.Candidate,
+		SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}); err != nil {
+		t.Errorf("add publisher candidate: %v", err)
+	}
+}
+
+// negotiate offers (with an ICE restart if restart) and waits for the
+// answer; its own candidates wait for the offer, however early pion
+// gathers them.
+func (c *publisherClient) negotiate(t *testing.T, restart bool) {
+	t.Helper()
+	c.holdMu.Lock()
+	c.holding = true
+	c.holdMu.Unlock()
+	offer, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.p.Publish(offer.SDP, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.holdMu.Lock()
+	for _, init := range c.held {
+		c.send(t, init)
+	}
+	c.held, c.holding = nil, false
+	c.holdMu.Unlock()
+	select {
+	case <-c.answers:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no publisher answer")
+	}
 }

@@ -97,6 +97,11 @@ func (pub *publisher) apply(offerSDP string, metas []room.TrackMeta, whole bool)
 	if err != nil {
 		return room.Answer{}, nil, err
 	}
+	// Held before SetRemoteDescription: an offer that restarts ICE makes
+	// pion restart and gather at once, before the answer exists, and a
+	// candidate with the new credentials sent before the answer that
+	// carries them is dropped by the client.
+	p.cands.hold(room.TargetPublisher)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
 		p.log.Info("bad publisher offer", "err", err)
 		return room.Answer{}, nil, fmt.Errorf("%w: %v", room.ErrBadSDP, err)
@@ -104,7 +109,6 @@ func (pub *publisher) apply(offerSDP string, metas []room.TrackMeta, whole bool)
 	answer, err := pc.CreateAnswer(nil)
 	var gathered <-chan struct{}
 	if err == nil {
-		p.cands.hold(room.TargetPublisher)
 		gathered = webrtc.GatheringCompletePromise(pc)
 		err = pc.SetLocalDescription(answer)
 	}

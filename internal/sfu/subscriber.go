@@ -34,7 +34,7 @@ type subscriber struct {
 	pendingOffer   bool
 	restartICE     bool
 	connected      bool                      // the connection has come up once
-	pendingCands   []webrtc.ICECandidateInit // before the first answer
+	pendingCands   []webrtc.ICECandidateInit // until the answer to the offer in flight
 }
 
 func newSubscriber(p *Peer) subscriber {
@@ -218,14 +218,18 @@ func (sub *subscriber) count() int {
 }
 
 // addCandidate adds a remote candidate, queueing it until the connection
-// has its first answer.
+// has its first answer, and while an offer waits for its answer: a client
+// may send the candidates of its answer before the answer, and after an
+// ICE restart those carry the new credentials, which pion checks against
+// the remote description in place and drops ("doesn't match the current
+// ufrags"). Applied after the answer, they match.
 func (sub *subscriber) addCandidate(init webrtc.ICECandidateInit) error {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if sub.closed {
 		return errPeerClosed
 	}
-	if sub.pc == nil || sub.pc.RemoteDescription() == nil {
+	if sub.pc == nil || sub.pc.RemoteDescription() == nil || sub.awaitingAnswer {
 		if len(sub.pendingCands) < maxPendingCandidates {
 			sub.pendingCands = append(sub.pendingCands, init)
 		}
@@ -238,7 +242,7 @@ func (sub *subscriber) addCandidate(init webrtc.ICECandidateInit) error {
 }
 
 // applyPendingCandidatesLocked adds the candidates queued before the
-// connection had a remote description. sub.mu must be held.
+// answer. sub.mu must be held.
 func (sub *subscriber) applyPendingCandidatesLocked() {
 	for _, c := range sub.pendingCands {
 		if err := sub.pc.AddICECandidate(c); err != nil {
