@@ -103,12 +103,14 @@ var errSignalingOnly = errors.New("client: a signaling-only client has no media"
 func (c *Client) negotiate(ctx context.Context) error { return c.negotiateWith(ctx, nil) }
 
 func (c *Client) negotiateWith(ctx context.Context, opts *webrtc.OfferOptions) error {
+	// Held from before CreateOffer: on an ICE restart pion gathers the new
+	// candidates inside it, and one sent before its offer is dropped.
+	c.holdCandidates(true)
+	defer c.holdCandidates(false) // sends what was held, after the offer
 	offer, err := c.pub.CreateOffer(opts)
 	if err != nil {
 		return err
 	}
-	c.holdCandidates(true)
-	defer c.holdCandidates(false) // sends what was held, after the offer
 	if err := c.pub.SetLocalDescription(offer); err != nil {
 		return err
 	}
