@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"sync"
 	"testing"
 	"time"
 
@@ -54,23 +53,7 @@ func TestSinkFanOutAllocations(t *testing.T) {
 	}
 	f := newSinkFixture(4, 4096)
 	defer f.close()
-	tmpl := vp8Template(1200)
-	f.send(tmpl, 0)
-	seq := uint16(0)
-	var mu sync.Mutex
-	allocs := testing.AllocsPerRun(2000, func() {
-		mu.Lock()
-		seq++
-		mu.Unlock()
-		f.send(tmpl, seq)
-		for f.queued() > 1024 {
-			time.Sleep(time.Microsecond)
-		}
-	})
-	t.Logf("%.2f allocations per published packet (4 sinks)", allocs)
-	if allocs > 0.5 {
-		t.Fatalf("%.2f allocations per published packet, want 0 in steady state", allocs)
-	}
+	checkNoAllocations(t, f, "4 sinks")
 }
 
 func (u *UpTrack) downsList() []*DownTrack { return *u.downs.Load() }
