@@ -20,6 +20,9 @@ import (
 // session is dropped.
 const outQueue = 256
 
+// readerGrace is how long the reader may go on after a write failed.
+const readerGrace = 500 * time.Millisecond
+
 // A client may send maxViolations rate-limited messages, and another one
 // per violationWindow/maxViolations, before it is disconnected: a bucket of
 // 100 refilled at 10 per second. Counting them in a row instead
@@ -225,7 +228,10 @@ func (s *session) writeLoop(ctx context.Context) {
 		defer cancel()
 		if err := s.conn.Write(wctx, websocket.MessageText, msg); err != nil {
 			s.log.Debug("write failed", "err", err)
-			s.cancel()
+			// The reader is stopped a moment later, not at once: a client
+			// that sent leave and closed its socket makes this write fail,
+			// and its leave may be waiting to be read.
+			time.AfterFunc(readerGrace, s.cancel)
 			return false
 		}
 		return true
