@@ -181,9 +181,7 @@ func publishTrack(hs *harness, roomName string, tr room.TrackInfo, clients ...*c
 func TestMuteTellsEveryone(t *testing.T) {
 	t.Parallel()
 	hs := newHarness(t)
-	alice, aj := hs.join("alice", "demo")
-	bob, _ := hs.join("bob", "demo")
-	alice.expect("participant_joined")
+	alice, bob, aj := joinAliceAndBob(hs)
 	sid := aj.Participant.SID
 	publishTrack(hs, "demo", room.TrackInfo{SID: "TR_a", ParticipantSID: sid, Kind: "audio", Source: room.SourceMicrophone},
 		alice, bob)

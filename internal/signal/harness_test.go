@@ -173,6 +173,16 @@ func (hs *harness) join(identity, roomName string) (*client, msg) {
 	return c, c.expect("joined")
 }
 
+// joinAliceAndBob joins alice then bob to room demo, and has alice see bob
+// join; it returns alice's joined message too.
+func joinAliceAndBob(hs *harness) (alice, bob *client, aliceJoined msg) {
+	hs.t.Helper()
+	alice, aliceJoined = hs.join("alice", "demo")
+	bob, _ = hs.join("bob", "demo")
+	alice.expect("participant_joined")
+	return alice, bob, aliceJoined
+}
+
 // waitServing waits until n requests are in the handler, e.g. until a
 // dropped connection's session has parked its participant.
 func (hs *harness) waitServing(n int64) {

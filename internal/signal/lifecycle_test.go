@@ -76,9 +76,7 @@ func TestServerEndsParticipant(t *testing.T) {
 func TestRemovingAParkedParticipant(t *testing.T) {
 	t.Parallel()
 	hs := newHarness(t)
-	alice, aj := hs.join("alice", "demo")
-	bob, _ := hs.join("bob", "demo")
-	alice.expect("participant_joined")
+	alice, bob, aj := joinAliceAndBob(hs)
 	sid := aj.Participant.SID
 	dropAndPark(hs, alice, 1)
 

@@ -24,9 +24,7 @@ func (hs *harness) leftLines(sid string) []string {
 func TestLeave(t *testing.T) {
 	t.Parallel()
 	hs := newHarness(t)
-	alice, aj := hs.join("alice", "demo")
-	bob, _ := hs.join("bob", "demo")
-	alice.expect("participant_joined")
+	alice, bob, aj := joinAliceAndBob(hs)
 	sid := aj.Participant.SID
 
 	alice.send(map[string]any{"type": "leave"})
@@ -166,9 +164,7 @@ func TestResumeKeepsTheSubscriptionMode(t *testing.T) {
 func TestUnresumedParticipantLeaves(t *testing.T) {
 	t.Parallel()
 	hs := newHarness(t, setup{signal: func(c *signal.Config) { c.ResumeTimeout = 50 * time.Millisecond }})
-	alice, aj := hs.join("alice", "demo")
-	bob, _ := hs.join("bob", "demo")
-	alice.expect("participant_joined")
+	alice, bob, aj := joinAliceAndBob(hs)
 	sid := aj.Participant.SID
 
 	alice.drop()
