@@ -5,7 +5,8 @@
  * each UI piece is updated by one function.
  *
  * Test hooks: window.quartet = {room} once joined; body[data-state] is
- * loading | name | joining | joined | left | error.
+ * loading | name | joining | joined | left | error; a tile showing a video
+ * track has data-stream-state active | paused.
  */
 import { Room } from '/sdk/quartet.js';
 
@@ -123,6 +124,8 @@ async function start(name) {
     tokenProvider: urlToken ? undefined : () => fetchDevToken(identity, name),
     iceTransportPolicy: relayOnly ? 'relay' : 'all',
     turnTransport,
+    // Hidden tiles receive no video, small ones a small simulcast layer.
+    adaptiveStream: true,
   });
   state.room = room;
   bindRoomEvents(room);
@@ -405,7 +408,13 @@ function bindRoomEvents(room) {
   room.on('chat', appendChat);
   room.on('track', attachRemoteTrack);
   room.on('trackEnded', detachRemoteTrack);
-  room.on('error', (err) => showBanner(`${errorMessage(err)}${err.code ? ` (${err.code})` : ''}`));
+  room.on('trackStreamState', ({ trackSid }) => updateStreamState(trackSid));
+  room.on('error', (err) => {
+    // Receive preferences (adaptive stream) are best effort: a refusal,
+    // say for a track unpublished meanwhile, is nothing the user can act on.
+    if (err.requestType === 'track_settings') { console.warn('quartet app: track settings refused:', err.message); return; }
+    showBanner(`${errorMessage(err)}${err.code ? ` (${err.code})` : ''}`);
+  });
   room.on('leave', ({ reason }) => onLeft(reason));
 }
 
@@ -476,7 +485,9 @@ function ensureTile(sid, kind) {
   avatar.append(el('span', 'initial'));
   const label = el('div', 'label');
   label.append(el('span', 'mic-indicator'), el('span', 'name'));
-  tile.append(video, avatar, label);
+  const badge = el('div', 'paused-badge');
+  badge.setAttribute('role', 'status');
+  tile.append(video, avatar, label, badge);
   tile.classList.add('no-video');
   if (kind === 'screen') tile.classList.add('screen');
   $('tiles').append(tile);
@@ -524,7 +535,7 @@ function attachRemoteTrack(rt) {
     audio.dataset.participantSid = rt.participantSid;
     audio.dataset.trackSid = rt.trackSid;
     audio.dataset.source = rt.source;
-    audio.srcObject = new MediaStream([rt.track]);
+    rt.attach(audio);
     $('audio-sink').append(audio);
     play(audio);
     state.media.set(rt, audio);
@@ -533,11 +544,13 @@ function attachRemoteTrack(rt) {
   }
   const tile = ensureTile(rt.participantSid, rt.source === 'screen' ? 'screen' : 'main');
   const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
-  video.srcObject = new MediaStream([rt.track]);
+  // attach(): the SDK's adaptive stream watches the tile's size and visibility.
+  rt.attach(video);
   tile.dataset.trackSid = rt.trackSid;
   play(video);
   state.media.set(rt, tile);
   updateTileState(rt.participantSid);
+  updateStreamState(rt.trackSid);
 }
 
 /** @param {RemoteTrack} rt */
@@ -546,12 +559,15 @@ function detachRemoteTrack(rt) {
   state.media.delete(rt);
   if (!target) return;
   if (target instanceof HTMLAudioElement) {
+    rt.detach(target);
     target.srcObject = null;
     target.remove();
   } else if (target.dataset.trackSid === rt.trackSid) {
     const video = target.querySelector('video');
-    if (video) video.srcObject = null;
+    if (video) { rt.detach(video); video.srcObject = null; }
     delete target.dataset.trackSid;
+    delete target.dataset.streamState;
+    target.classList.remove('stream-paused');
     // A screen tile exists only for its track.
     if (target.dataset.source === 'screen') { target.remove(); layoutTiles(); }
   }
@@ -585,6 +601,23 @@ function updateTileState(sid) {
       tile.classList.toggle('mic-muted', micMuted);
       tile.dataset.micMuted = String(micMuted);
     }
+  }
+}
+
+/**
+ * The "paused" badge of the tile showing a video track: the server holds
+ * the video back while our bandwidth cannot carry even its lowest layer.
+ * @param {string} trackSid
+ */
+function updateStreamState(trackSid) {
+  const rt = [...state.media.keys()].find((r) => r.trackSid === trackSid && r.kind === 'video');
+  for (const tile of /** @type {NodeListOf<HTMLElement>} */ ($('tiles').querySelectorAll('.tile'))) {
+    if (tile.dataset.trackSid !== trackSid) continue;
+    const paused = !!rt && rt.streamState === 'paused';
+    tile.classList.toggle('stream-paused', paused);
+    tile.dataset.streamState = paused ? 'paused' : 'active';
+    const badge = tile.querySelector('.paused-badge');
+    if (badge) badge.textContent = !paused ? '' : rt.streamStateReason === 'bandwidth' ? 'Paused (low bandwidth)' : 'Paused';
   }
 }
 

@@ -5,9 +5,15 @@
  * @module quartet/local-tracks
  */
 
+import { offeredLayers } from './encodings.js';
 import { msidTrackIdsByMid } from './util.js';
 
-/** @typedef {import('./protocol.js').TrackSource} TrackSource */
+/**
+ * @typedef {import('./protocol.js').TrackSource} TrackSource
+ * @typedef {import('./encodings.js').PublishOptions} PublishOptions
+ * @typedef {import('./encodings.js').SendEncoding} SendEncoding
+ * @typedef {import('./encodings.js').OfferedLayer} OfferedLayer
+ */
 
 /**
  * Local bookkeeping for one published track.
@@ -19,11 +25,17 @@ import { msidTrackIdsByMid } from './util.js';
  * @property {string|null} sid
  * @property {string|null} offeredId msid track id sent in the last offer
  * @property {RTCRtpTransceiver|null} transceiver
+ * @property {PublishOptions} options how to encode it
+ * @property {SendEncoding[]|null} encodings what its transceiver was
+ *   made with (null: the browser's default)
+ * @property {Map<string, boolean>} layerActive by rid: the server's last
+ *   word on which encodings anyone needs (`subscribed_layers`); a rid not
+ *   in it is sent
  */
 
 /**
  * An entry of an offer's `tracks` list.
- * @typedef {{trackId: string, source: TrackSource, muted: boolean}} OfferedTrack
+ * @typedef {{trackId: string, source: TrackSource, muted: boolean, layers?: OfferedLayer[]}} OfferedTrack
  */
 
 export class LocalTracks {
@@ -52,17 +64,31 @@ export class LocalTracks {
    * Starts tracking a track (not yet sent on any connection).
    * @param {MediaStreamTrack} track
    * @param {TrackSource} source
+   * @param {PublishOptions} [options]
    * @returns {LocalEntry}
    */
-  add(track, source) {
+  add(track, source, options = {}) {
     /** @type {LocalEntry} */
     const entry = {
       track, source, muted: !track.enabled, serverMuted: null,
       sid: null, offeredId: null, transceiver: null,
+      options, encodings: null, layerActive: new Map(),
     };
     this._entries.set(track.id, entry);
     this.stream.addTrack(track);
     return entry;
+  }
+
+  /**
+   * The entry the server calls `sid`, if any.
+   * @param {string} sid
+   * @returns {LocalEntry|undefined}
+   */
+  bySid(sid) {
+    for (const entry of this._entries.values()) {
+      if (entry.sid === sid) return entry;
+    }
+    return undefined;
   }
 
   /**
@@ -83,13 +109,18 @@ export class LocalTracks {
    * the sids the server gave (a new session gives new ones).
    */
   forgetConnection() {
-    for (const entry of this._entries.values()) { entry.transceiver = null; entry.sid = null; }
+    for (const entry of this._entries.values()) {
+      entry.transceiver = null;
+      entry.sid = null;
+      entry.layerActive.clear();
+    }
   }
 
   /**
    * Builds the offer's `tracks` list. The protocol keys tracks by their msid
    * track id, which Chromium takes from the sender (equal to the track id for
    * a fresh transceiver, but not after replaceTrack), so read it from the SDP.
+   * A simulcast track lists its layers.
    * @param {RTCPeerConnection} pc
    * @param {string} sdp the offer
    * @returns {OfferedTrack[]}
@@ -104,7 +135,11 @@ export class LocalTracks {
       if (!tr || !live.has(tr) || tr.mid == null) continue;
       entry.offeredId = msidByMid.get(tr.mid) || entry.track.id;
       entry.serverMuted = entry.muted;
-      tracks.push({ trackId: entry.offeredId, source: entry.source, muted: entry.muted });
+      /** @type {OfferedTrack} */
+      const t = { trackId: entry.offeredId, source: entry.source, muted: entry.muted };
+      const layers = offeredLayers(entry.track, entry.encodings);
+      if (layers.length > 0) t.layers = layers;
+      tracks.push(t);
     }
     return tracks;
   }

@@ -16,6 +16,12 @@ export const TRACK_SOURCES = Object.freeze(['camera', 'microphone', 'screen', 's
 export const CHAT_MAX_BYTES = 4096;
 /** Track sids one subscribe or unsubscribe message may carry. */
 export const SUBSCRIBE_MAX_SIDS = 64;
+/** Track sids one track_settings message may carry (as for subscribe). */
+export const TRACK_SETTINGS_MAX_SIDS = SUBSCRIBE_MAX_SIDS;
+/** The largest rendered width or height track_settings may carry. */
+export const MAX_RENDERED_SIZE = 16384;
+/** Layer qualities, lowest first: the names of a track's layers by position. */
+export const TRACK_QUALITIES = Object.freeze(['low', 'medium', 'high']);
 /** Join errors that retrying cannot fix. */
 export const FATAL_JOIN_CODES = new Set(['unsupported_protocol']);
 
@@ -23,6 +29,21 @@ export const FATAL_JOIN_CODES = new Set(['unsupported_protocol']);
  * @typedef {'camera'|'microphone'|'screen'|'screen_audio'|'unknown'} TrackSource
  * @typedef {'publisher'|'subscriber'} Target which of a participant's two
  *   peer connections a message is about
+ * @typedef {'low'|'medium'|'high'} TrackQuality a layer's name by position:
+ *   one layer is high; two are low and high; three low, medium and high
+ * @typedef {'active'|'paused'} StreamState whether the server forwards a
+ *   video track to us (`stream_state`)
+ */
+
+/**
+ * One simulcast layer of a published video track, as the server describes
+ * it (lowest first in `TrackInfo.layers`).
+ * @typedef {Object} TrackLayer
+ * @property {string} rid
+ * @property {TrackQuality} quality
+ * @property {number} [width]
+ * @property {number} [height]
+ * @property {number} [bitrate] the publisher's maximum, bits per second
  */
 
 /**
@@ -34,6 +55,8 @@ export const FATAL_JOIN_CODES = new Set(['unsupported_protocol']);
  * @property {TrackSource} source
  * @property {boolean} muted
  * @property {string} [mimeType]
+ * @property {TrackLayer[]} [layers] simulcast layers, lowest first; absent
+ *   for audio and for video sent as one stream
  */
 
 /**

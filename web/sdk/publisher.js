@@ -7,13 +7,35 @@
  * @module quartet/publisher
  */
 
-import { QuartetError, asQuartetError } from './errors.js';
+import { sendEncodingsFor, withoutScalabilityMode } from './encodings.js';
+import { QuartetError, asQuartetError, errorText } from './errors.js';
 import { addCandidate } from './util.js';
 
 /**
  * @typedef {import('./local-tracks.js').LocalTracks} LocalTracks
  * @typedef {import('./local-tracks.js').LocalEntry} LocalEntry
+ * @typedef {import('./encodings.js').SendEncoding} SendEncoding
  */
+
+/**
+ * The scalabilityModes this browser refused: later tracks are made
+ * without them straight away. (Chromium 148 lists no scalabilityModes in
+ * RTCRtpSender.getCapabilities, so trying is the only test there is.)
+ * @type {Set<string>}
+ */
+const refusedScalabilityModes = new Set();
+
+/**
+ * Whether the browser lists scalabilityModes for its codecs and none of
+ * them has `mode`; false when it does not say.
+ * @param {string} mode
+ */
+function scalabilityModeUnsupported(mode) {
+  const caps = typeof RTCRtpSender !== 'undefined' && RTCRtpSender.getCapabilities ? RTCRtpSender.getCapabilities('video') : null;
+  const codecs = /** @type {(RTCRtpCodec & {scalabilityModes?: string[]})[]} */ (caps ? caps.codecs : []);
+  const listed = codecs.filter((c) => Array.isArray(c.scalabilityModes));
+  return listed.length > 0 && !listed.some((c) => /** @type {string[]} */ (c.scalabilityModes).includes(mode));
+}
 
 const ANSWER_TIMEOUT_MS = 15_000;
 
@@ -57,6 +79,8 @@ export class Publisher {
     this._pendingAnswer = null;
     /** @private @type {RTCIceCandidateInit[]} remote candidates held while an offer is out */
     this._heldCandidates = [];
+    /** @private @type {WeakMap<RTCRtpSender, Promise<void>>} the last parameter change of each sender */
+    this._senderQueues = new WeakMap();
     this.pc.onicecandidate = (e) => {
       if (this.closed) return;
       hooks.send({ type: 'candidate', target: 'publisher', candidate: e.candidate ? e.candidate.toJSON() : null });
@@ -79,15 +103,104 @@ export class Publisher {
   }
 
   /**
-   * Sends a local track on this connection (negotiate() afterwards).
+   * Sends a local track on this connection (negotiate() afterwards):
+   * camera video as simulcast, screen video as one sharp encoding with
+   * temporal layers (see encodings.js).
    * @param {LocalEntry} entry
    */
   addTrack(entry) {
+    const { track, source, options } = entry;
     // Screen content: favour sharp text over frame rate when bandwidth drops.
-    if (entry.source === 'screen' && entry.track.kind === 'video' && !entry.track.contentHint) {
-      entry.track.contentHint = 'detail';
+    if (source === 'screen' && track.kind === 'video' && !track.contentHint) track.contentHint = 'detail';
+    entry.layerActive.clear(); // a new transceiver sends every encoding
+    /** @type {RTCRtpTransceiverInit} */
+    const init = { direction: 'sendonly', streams: [this._tracks.stream] };
+    let encodings = sendEncodingsFor(track, source, options);
+    const mode = encodings ? encodings.find((e) => e.scalabilityMode)?.scalabilityMode : undefined;
+    if (encodings && mode && (refusedScalabilityModes.has(mode) || scalabilityModeUnsupported(mode))) {
+      encodings = withoutScalabilityMode(encodings);
     }
-    entry.transceiver = this.pc.addTransceiver(entry.track, { direction: 'sendonly', streams: [this._tracks.stream] });
+    let transceiver = encodings ? this._addTransceiver(track, { ...init, sendEncodings: encodings }) : null;
+    if (!transceiver && encodings && encodings.some((e) => e.scalabilityMode)) {
+      // OperationError: "unsupported value for the current codecs".
+      console.info(`quartet: scalabilityMode ${mode} refused; sending without temporal layers`);
+      refusedScalabilityModes.add(/** @type {string} */ (mode));
+      encodings = withoutScalabilityMode(encodings);
+      transceiver = this._addTransceiver(track, { ...init, sendEncodings: encodings });
+    }
+    if (!transceiver) {
+      if (encodings) console.warn("quartet: encodings refused; sending with the browser's default");
+      encodings = null;
+      transceiver = this.pc.addTransceiver(track, init);
+    }
+    entry.transceiver = transceiver;
+    entry.encodings = encodings;
+    if (this._degradationPreference(entry)) this._applyParameters(entry);
+  }
+
+  /**
+   * addTransceiver, or null if the browser refuses the init.
+   * @private @param {MediaStreamTrack} track @param {RTCRtpTransceiverInit} init
+   */
+  _addTransceiver(track, init) {
+    try {
+      return this.pc.addTransceiver(track, init);
+    } catch (err) {
+      console.debug(`quartet: addTransceiver refused ${JSON.stringify(init.sendEncodings)}: ${errorText(err)}`);
+      return null;
+    }
+  }
+
+  /**
+   * Turns a track's simulcast encodings on and off as the server asks
+   * (`subscribed_layers`, dynacast). A rid the track does not send is
+   * ignored; a rid not named keeps its state.
+   * @param {LocalEntry} entry
+   * @param {unknown} layers the message's `layers`
+   */
+  setSubscribedLayers(entry, layers) {
+    if (!Array.isArray(layers)) return;
+    for (const l of layers) {
+      if (l && typeof l.rid === 'string' && typeof l.active === 'boolean') entry.layerActive.set(l.rid, l.active);
+    }
+    this._applyParameters(entry);
+  }
+
+  /** @private @param {LocalEntry} entry @returns {RTCDegradationPreference|undefined} */
+  _degradationPreference(entry) {
+    if (entry.track.kind !== 'video') return undefined;
+    if (entry.options.degradationPreference) return entry.options.degradationPreference;
+    return entry.source === 'screen' ? 'maintain-resolution' : undefined;
+  }
+
+  /**
+   * Brings a track's sender parameters in line with what we want (each
+   * encoding's `active`, the degradation preference). Calls are chained
+   * per sender, and each reads the wanted state when it runs, so a burst
+   * of changes ends in the last one. getParameters and setParameters run
+   * in the same task, as the transaction id requires.
+   * @private @param {LocalEntry} entry
+   */
+  _applyParameters(entry) {
+    const tr = entry.transceiver;
+    if (!tr || this.closed) return;
+    const sender = tr.sender;
+    const prev = this._senderQueues.get(sender) || Promise.resolve();
+    const next = prev.then(async () => {
+      if (this.closed || entry.transceiver !== tr) return;
+      const params = /** @type {RTCRtpSendParameters & {encodings: SendEncoding[]}} */ (sender.getParameters());
+      let changed = false;
+      const pref = this._degradationPreference(entry);
+      if (pref && params.degradationPreference !== pref) { params.degradationPreference = pref; changed = true; }
+      for (const enc of params.encodings || []) {
+        const want = entry.layerActive.get(enc.rid || '');
+        if (want !== undefined && enc.active !== want) { enc.active = want; changed = true; }
+      }
+      if (changed) await sender.setParameters(params);
+    }).catch((err) => {
+      if (!this.closed) console.warn(`quartet: sender parameters not set: ${errorText(err)}`);
+    });
+    this._senderQueues.set(sender, next);
   }
 
   /**
@@ -258,6 +371,13 @@ export class Publisher {
     if (this.closed) return;
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     for (const c of this._heldCandidates.splice(0)) addCandidate(pc, c);
+    // Chromium sets each encoding's `active` from the answer's
+    // a=simulcast line (`~rid` is paused), which echoes our offer: a
+    // subscribed_layers that came while the offer was out is undone, so
+    // apply the wanted state again.
+    for (const entry of this._tracks.values()) {
+      if (entry.layerActive.size > 0 || this._degradationPreference(entry)) this._applyParameters(entry);
+    }
     this._hooks.onAnswer(answer.tracks);
     if (iceRestart) this._hooks.onIceRestarted();
   }

@@ -153,6 +153,14 @@ export class RoomState {
     return new Set([...this.participants.values()].flatMap((p) => p.tracks.map((t) => t.sid)));
   }
 
+  /** Whether a remote participant publishes this track. @param {string} sid */
+  hasRemoteTrack(sid) {
+    for (const p of this.participants.values()) {
+      if (p.tracks.some((t) => t.sid === sid)) return true;
+    }
+    return false;
+  }
+
   /** @private @param {string} sid */
   _participantOrLocal(sid) {
     if (this.local && this.local.sid === sid) return { p: this.local, local: true };

@@ -8,6 +8,7 @@
  * @module quartet/room
  */
 
+import { AdaptiveStream } from './adaptive-stream.js';
 import { QuartetError } from './errors.js';
 import { LocalTracks } from './local-tracks.js';
 import { CHAT_MAX_BYTES, PROTOCOL_VERSION, TRACK_SOURCES, normalizeParticipant } from './protocol.js';
@@ -15,12 +16,16 @@ import { RoomState } from './room-state.js';
 import { Session } from './session.js';
 import { resolveWsUrl } from './signaling.js';
 import { Subscriptions, choiceMessages } from './subscriptions.js';
+import { TrackSettingsStore, normalizeSettings } from './track-settings.js';
 
 /**
  * @typedef {import('./protocol.js').TrackSource} TrackSource
  * @typedef {import('./protocol.js').Target} Target
  * @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo
- * @typedef {import('./subscriber.js').RemoteTrack} RemoteTrack
+ * @typedef {import('./protocol.js').StreamState} StreamState
+ * @typedef {import('./remote-track.js').RemoteTrack} RemoteTrack
+ * @typedef {import('./encodings.js').PublishOptions} PublishOptions
+ * @typedef {import('./track-settings.js').TrackSettings} TrackSettings
  * @typedef {import('./session.js').ConnectionState} ConnectionState
  * @typedef {string} RoomEventType one of the event types in quartet.js
  */
@@ -42,6 +47,12 @@ import { Subscriptions, choiceMessages } from './subscriptions.js';
  * @property {boolean} [autoSubscribe] receive every other participant's
  *   tracks without asking (default true); false receives only the tracks
  *   passed to `room.subscribe()`.
+ * @property {boolean} [adaptiveStream] watch the video elements remote
+ *   tracks are attached to (RemoteTrack.attach) and receive what they
+ *   show: nothing while hidden (off screen, page in the background), a
+ *   layer of their size otherwise (default false)
+ * @property {PublishOptions} [publishDefaults] options for every
+ *   publish(), under the ones passed to it (e.g. `{simulcast: false}`)
  */
 
 export class Room extends EventTarget {
@@ -62,6 +73,10 @@ export class Room extends EventTarget {
     this.roomInfo = null;
     /** @type {string} */
     this.serverVersion = '';
+    /** Whether video elements are watched (the `adaptiveStream` option). @type {boolean} */
+    this.adaptiveStream = !!options.adaptiveStream;
+    /** @private @type {PublishOptions} */
+    this._publishDefaults = { ...options.publishDefaults };
 
     const emit = (/** @type {string} */ type, /** @type {any} */ detail) => this._emit(type, detail);
     /** @private */
@@ -70,6 +85,13 @@ export class Room extends EventTarget {
     this._subscriptions = new Subscriptions();
     /** @private */
     this._tracks = new LocalTracks();
+    /** @private what we asked of each received track (track_settings) */
+    this._settings = new TrackSettingsStore((msg) => this._session.send(msg));
+    /** @private */
+    this._adaptive = new AdaptiveStream(this.adaptiveStream, (sid, state) => {
+      // A track unpublished meanwhile: the server would refuse its sid.
+      if (this._state.hasRemoteTrack(sid)) this._settings.setAdaptive(sid, state);
+    });
     /** @private */
     this._session = new Session({
       url: this.url,
@@ -87,6 +109,12 @@ export class Room extends EventTarget {
       resumed: (msg) => this._onResumed(msg),
       localParticipant: () => this._state.local,
       participant: (sid) => this._state.participants.get(sid),
+      trackHooks: {
+        setSettings: (sid, settings) => this.setTrackSettings(sid, settings),
+        attached: (rt, el) => this._adaptive.attached(rt, el),
+        detached: (rt, el) => this._adaptive.detached(rt, el),
+        ended: (rt) => this._adaptive.ended(rt),
+      },
     });
   }
 
@@ -165,18 +193,23 @@ export class Room extends EventTarget {
    * Publishes a local track. Resolves when the server has answered the
    * renegotiation, with the track's server sid (undefined if not connected
    * yet: the track is then published when the connection comes up).
+   * Camera video goes out as simulcast (three layers for 720p, fewer for
+   * smaller captures), screen video as one sharp encoding; `options`
+   * changes that (see PublishOptions in encodings.js). Options of a track
+   * already published are not changed.
    * @param {MediaStreamTrack} track
    * @param {TrackSource} source
+   * @param {PublishOptions} [options]
    * @returns {Promise<string|undefined>}
    */
-  async publish(track, source) {
+  async publish(track, source, options = {}) {
     if (!TRACK_SOURCES.includes(source)) throw new TypeError(`unknown track source: ${source}`);
     const perms = this.localParticipant && this.localParticipant.permissions;
     if (perms && perms.canPublish === false) throw new QuartetError('forbidden', 'this token may not publish');
     const pub = this._session.pub;
     let entry = this._tracks.get(track);
     if (!entry) {
-      entry = this._tracks.add(track, source);
+      entry = this._tracks.add(track, source, { ...this._publishDefaults, ...options });
       if (pub) pub.addTrack(entry);
     }
     if (pub) await pub.negotiate();
@@ -257,9 +290,27 @@ export class Room extends EventTarget {
     this._choose(trackSids, false);
   }
 
+  /**
+   * Says how received tracks are to be received, by sid (from
+   * `participants` or `trackPublished`, also for tracks not received
+   * yet): see RemoteTrack.setSettings. Fields left out keep their earlier
+   * value. Sent now if connected, else once connected; kept across
+   * reconnections. A refusal (unknown sid) comes as an `error` event with
+   * requestType `track_settings`.
+   * @param {string|string[]} trackSids
+   * @param {TrackSettings} settings
+   */
+  setTrackSettings(trackSids, settings) {
+    const sids = [trackSids].flat();
+    if (!sids.every((sid) => typeof sid === 'string' && sid !== '')) throw new TypeError('track sids must be non-empty strings');
+    const s = normalizeSettings(settings);
+    if (sids.length > 0) this._settings.setApp(sids, s);
+  }
+
   /** Leaves the room and closes everything. The Room cannot be reused. */
   leave() {
     if (!this._session.leave()) return;
+    this._adaptive.dispose();
     this.participants.clear();
     this._setState('disconnected');
     this._emit('leave', { reason: 'client' });
@@ -306,7 +357,9 @@ export class Room extends EventTarget {
     this.serverVersion = msg.serverVersion || '';
     this._state.local = normalizeParticipant(msg.participant);
     this._state.replace((msg.participants || []).map(normalizeParticipant));
-    for (const m of this._subscriptions.replay(this._state.remoteTrackSids())) this._session.send(m);
+    const present = this._state.remoteTrackSids();
+    for (const m of this._subscriptions.replay(present)) this._session.send(m);
+    this._settings.newSession(present);
   }
 
   /**
@@ -319,6 +372,8 @@ export class Room extends EventTarget {
     this.serverVersion = msg.serverVersion || this.serverVersion;
     this._state.local = normalizeParticipant(msg.participant);
     this._state.replace((msg.participants || []).map(normalizeParticipant));
+    // Settings made while away never reached the server.
+    this._settings.flushAll();
   }
 
   // ---------------------------------------------------------- messages
@@ -337,6 +392,12 @@ export class Room extends EventTarget {
       case 'mute_changed': this._onMuteChanged(msg); break;
       case 'active_speakers': this._state.speakersChanged(msg.speakers); break;
       case 'chat': this._state.chat(msg); break;
+      case 'stream_state': this._onStreamState(msg); break;
+      case 'error':
+        // An older server does not know track_settings: stop sending them.
+        if (msg.code === 'unknown_type' && msg.requestType === 'track_settings') this._settings.unsupported();
+        else this._session.handleMessage(msg);
+        break;
       case 'leave': this._onServerLeave(msg.reason); break;
       default: this._session.handleMessage(msg); break; // and newer minor versions may add types
     }
@@ -344,8 +405,27 @@ export class Room extends EventTarget {
 
   /** @private @param {any} track */
   _onTrackUnpublished(track) {
-    if (track && track.sid) this._subscriptions.forget(track.sid);
+    if (track && track.sid) {
+      this._subscriptions.forget(track.sid);
+      this._settings.forget(track.sid);
+    }
     this._state.trackUnpublished(track);
+  }
+
+  /**
+   * The server paused a video track it sends us (its lowest layer does
+   * not fit our bandwidth) or resumed it.
+   * @private @param {any} msg
+   */
+  _onStreamState(msg) {
+    const sub = this._session.sub;
+    const sid = msg.trackSid;
+    /** @type {StreamState} */
+    const state = msg.state === 'paused' ? 'paused' : 'active';
+    if (!sub || typeof sid !== 'string' || !sid || (msg.state !== 'paused' && msg.state !== 'active')) return;
+    const reason = state === 'paused' ? String(msg.reason || '') : '';
+    const { changed, track } = sub.setStreamState(sid, state, reason);
+    if (changed) this._emit('trackStreamState', { trackSid: sid, state, reason, track });
   }
 
   /** @private @param {any} msg */
@@ -358,6 +438,7 @@ export class Room extends EventTarget {
   /** @private @param {string} reason */
   _onServerLeave(reason) {
     this._session.close();
+    this._adaptive.dispose();
     this.participants.clear();
     this._setState('disconnected');
     this._emit('leave', { reason: reason || 'unknown' });

@@ -22,7 +22,8 @@ import { retryWithBackoff } from './util.js';
  * @typedef {import('./protocol.js').ResumeRequest} ResumeRequest
  * @typedef {import('./local-tracks.js').LocalTracks} LocalTracks
  * @typedef {import('./local-tracks.js').LocalEntry} LocalEntry
- * @typedef {import('./subscriber.js').RemoteTrack} RemoteTrack
+ * @typedef {import('./remote-track.js').RemoteTrack} RemoteTrack
+ * @typedef {import('./remote-track.js').RemoteTrackHooks} RemoteTrackHooks
  * @typedef {'connecting'|'connected'|'reconnecting'|'disconnected'} ConnectionState
  */
 
@@ -47,6 +48,7 @@ import { retryWithBackoff } from './util.js';
  * @property {(msg: any) => void} resumed a `joined` that resumed our session
  * @property {() => ParticipantInfo|null} localParticipant
  * @property {(sid: string) => ParticipantInfo|undefined} participant
+ * @property {RemoteTrackHooks} trackHooks for the remote tracks
  */
 
 // Backoff of reconnection attempts, and when to give up.
@@ -157,19 +159,32 @@ export class Session {
 
   /**
    * Handles the messages about the connections themselves (offer,
-   * answer, candidate, error, pong); the Room passes them on from its own
-   * dispatcher.
+   * answer, candidate, subscribed_layers, error, pong); the Room passes
+   * them on from its own dispatcher.
    * @param {any} msg
    */
   handleMessage(msg) {
     switch (msg.type) {
       case 'offer': if (msg.target === 'subscriber' && this.sub) this.sub.onOffer(msg); break;
       case 'answer': if (msg.target === 'publisher' && this.pub) this.pub.onAnswer(msg); break;
+      case 'subscribed_layers': this._onSubscribedLayers(msg); break;
       case 'candidate': this._onRemoteCandidate(msg); break;
       case 'error': this._onServerError(msg); break;
       case 'pong': this._signal.pong(); break;
       default: break;
     }
+  }
+
+  /**
+   * Dynacast: the server says which encodings of one of our tracks anyone
+   * needs. A sid we do not know (an older session's, a track unpublished
+   * meanwhile) is ignored.
+   * @private @param {any} msg
+   */
+  _onSubscribedLayers(msg) {
+    const entry = typeof msg.trackSid === 'string' && msg.trackSid ? this._tracks.bySid(msg.trackSid) : undefined;
+    if (!entry || !this.pub) return;
+    this.pub.setSubscribedLayers(entry, msg.layers);
   }
 
   /** @private @param {any} msg */
@@ -323,6 +338,7 @@ export class Session {
     const sub = new Subscriber(config, {
       send,
       participant: this._hooks.participant,
+      trackHooks: this._hooks.trackHooks,
       onTrack: (rt) => emit('track', rt),
       onTrackEnded: (rt) => emit('trackEnded', rt),
       onNegotiated: () => this._ice.subscriber.checkRecovered(),

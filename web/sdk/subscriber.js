@@ -7,27 +7,14 @@
  */
 
 import { QuartetError, errorText } from './errors.js';
+import { RemoteTrack } from './remote-track.js';
 import { addCandidate } from './util.js';
 
 /**
  * @typedef {import('./protocol.js').TrackInfo} TrackInfo
- * @typedef {import('./protocol.js').TrackSource} TrackSource
  * @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo
- */
-
-/**
- * Detail of the `track` event: a remote track is playing on the subscriber
- * connection.
- * @typedef {Object} RemoteTrack
- * @property {MediaStreamTrack} track
- * @property {MediaStream} stream all current tracks of that participant
- * @property {string} participantSid
- * @property {ParticipantInfo|undefined} participant
- * @property {TrackInfo} info
- * @property {string} trackSid
- * @property {TrackSource} source
- * @property {'audio'|'video'} kind
- * @property {string} mid transceiver mid on the subscriber connection
+ * @typedef {import('./protocol.js').StreamState} StreamState
+ * @typedef {import('./remote-track.js').RemoteTrackHooks} RemoteTrackHooks
  */
 
 /**
@@ -35,6 +22,7 @@ import { addCandidate } from './util.js';
  * @typedef {Object} SubscriberHooks
  * @property {(msg: object) => boolean} send
  * @property {(sid: string) => ParticipantInfo|undefined} participant
+ * @property {RemoteTrackHooks} trackHooks given to each RemoteTrack
  * @property {(rt: RemoteTrack) => void} onTrack a remote track started
  * @property {(rt: RemoteTrack) => void} onTrackEnded
  * @property {() => void} onNegotiated an offer was answered (which may have
@@ -61,6 +49,12 @@ export class Subscriber {
     this._remoteTracks = new Map();
     /** @private @type {Map<string, MediaStream>} by participant sid */
     this._remoteStreams = new Map();
+    /**
+     * @private by track sid: the server's last `stream_state` for a track
+     * it sends us; none means active. May come before the track starts.
+     * @type {Map<string, {state: StreamState, reason: string}>}
+     */
+    this._streamStates = new Map();
     this.pc.onicecandidate = (e) => {
       if (this.closed) return;
       hooks.send({ type: 'candidate', target: 'subscriber', candidate: e.candidate ? e.candidate.toJSON() : null });
@@ -81,6 +75,7 @@ export class Subscriber {
     this.pc.close();
     for (const mid of [...this._remoteTracks.keys()]) this._endRemoteTrack(mid);
     this._midInfo.clear();
+    this._streamStates.clear();
     this._heldCandidates = [];
     this._chain = Promise.resolve();
   }
@@ -113,6 +108,31 @@ export class Subscriber {
     for (const rt of this._remoteTracks.values()) {
       if (rt.trackSid === trackSid) rt.info.muted = muted;
     }
+  }
+
+  /**
+   * Records a `stream_state`: the server paused or resumed a video track
+   * it sends us.
+   * @param {string} trackSid
+   * @param {StreamState} state
+   * @param {string} reason
+   * @returns {{changed: boolean, track: RemoteTrack|undefined}} whether it
+   *   differs from what we knew, and the track received under that sid
+   */
+  setStreamState(trackSid, state, reason) {
+    const prev = this._streamStates.get(trackSid);
+    const changed = (prev ? prev.state : 'active') !== state || (prev ? prev.reason : '') !== reason;
+    if (state === 'active' && !reason) this._streamStates.delete(trackSid);
+    else this._streamStates.set(trackSid, { state, reason });
+    /** @type {RemoteTrack|undefined} */
+    let track;
+    for (const rt of this._remoteTracks.values()) {
+      if (rt.trackSid !== trackSid) continue;
+      rt.streamState = state;
+      rt.streamStateReason = reason;
+      track = rt;
+    }
+    return { changed, track };
   }
 
   /** @private @param {any} msg */
@@ -166,6 +186,11 @@ export class Subscriber {
     for (const mid of [...this._remoteTracks.keys()]) {
       if (!seen.has(mid)) this._endRemoteTrack(mid);
     }
+    // A track we no longer receive starts afresh (active) if received again.
+    const offered = new Set([...this._midInfo.values()].map((info) => info.sid));
+    for (const sid of [...this._streamStates.keys()]) {
+      if (!offered.has(sid)) this._streamStates.delete(sid);
+    }
   }
 
   /** @private @param {string} mid @param {MediaStreamTrack} track @param {TrackInfo} info */
@@ -174,11 +199,10 @@ export class Subscriber {
     let stream = this._remoteStreams.get(psid);
     if (!stream) { stream = new MediaStream(); this._remoteStreams.set(psid, stream); }
     stream.addTrack(track);
-    /** @type {RemoteTrack} */
-    const rt = {
+    const rt = new RemoteTrack({
       track, stream, participantSid: psid, participant: this._hooks.participant(psid),
-      info, trackSid: info.sid, source: info.source, kind: info.kind || /** @type {'audio'|'video'} */ (track.kind), mid,
-    };
+      info, mid, streamState: this._streamStates.get(info.sid),
+    }, this._hooks.trackHooks);
     this._remoteTracks.set(mid, rt);
     this._hooks.onTrack(rt);
   }
@@ -190,6 +214,8 @@ export class Subscriber {
     this._remoteTracks.delete(mid);
     rt.stream.removeTrack(rt.track);
     if (rt.stream.getTracks().length === 0) this._remoteStreams.delete(rt.participantSid);
+    rt.end();
+    this._hooks.trackHooks.ended(rt);
     this._hooks.onTrackEnded(rt);
   }
 }
