@@ -25,6 +25,42 @@ type TrackMeta struct {
 	TrackID string `json:"trackId"`
 	Source  string `json:"source"`
 	Muted   bool   `json:"muted"`
+	// Layers are the simulcast layers the client sends, lowest first.
+	Layers []LayerMeta `json:"layers,omitempty"`
+}
+
+// LayerMeta is what a client declares about one simulcast layer.
+type LayerMeta struct {
+	RID        string `json:"rid"`
+	Width      int    `json:"width,omitempty"`
+	Height     int    `json:"height,omitempty"`
+	MaxBitrate int    `json:"maxBitrate,omitempty"`
+}
+
+// TrackSettings are a subscriber's preferences for tracks it receives.
+type TrackSettings struct {
+	// Disabled stops the tracks' media (the subscriber hides them).
+	Disabled bool
+	// MaxQuality caps the layer ("low", "medium", "high"; empty = high).
+	MaxQuality string
+	// Width and Height are the rendered size in device pixels; zero means
+	// unknown. The smallest layer at least that big is enough.
+	Width, Height int
+}
+
+// Stream states of a video track toward one subscriber.
+const (
+	StreamActive = "active"
+	StreamPaused = "paused"
+	// ReasonBandwidth: even the lowest layer does not fit the subscriber's
+	// estimated bandwidth.
+	ReasonBandwidth = "bandwidth"
+)
+
+// LayerState says whether a publisher should send one simulcast layer.
+type LayerState struct {
+	RID    string `json:"rid"`
+	Active bool   `json:"active"`
 }
 
 // SessionOptions are fixed for the life of a media session. They are given
@@ -89,6 +125,10 @@ type MediaSession interface {
 	// asked state are left alone. Nothing changes when any sid is unknown
 	// (ErrUnknownTrack) or the participant's own (ErrOwnTrack).
 	Subscribe(trackSIDs []string, subscribe bool) error
+	// SetTrackSettings records the subscriber's preferences for tracks it
+	// receives or may receive later, by sid. Unknown sids are an error
+	// (ErrUnknownTrack), and nothing changes then.
+	SetTrackSettings(trackSIDs []string, s TrackSettings) error
 	// Start subscribes the participant to the room's existing tracks.
 	Start()
 	// Close releases every connection, goroutine and track of the session.
@@ -103,6 +143,12 @@ type MediaEvents interface {
 	PublisherAnswer(sdp string, tracks []TrackInfo)
 	SubscriberOffer(sdp string, tracks map[string]TrackInfo)
 	LocalCandidate(target string, c *Candidate)
+	// StreamState says a video track sent to this participant was paused
+	// (state StreamPaused, with a reason) or resumed (StreamActive).
+	StreamState(trackSID, state, reason string)
+	// SubscribedLayers tells the publisher which layers of one of its
+	// tracks anyone needs (dynacast).
+	SubscribedLayers(trackSID string, layers []LayerState)
 }
 
 // Reports is how the media plane tells the rooms what happened to their

@@ -58,6 +58,58 @@ type TrackInfo struct {
 	Source   string `json:"source"`
 	Muted    bool   `json:"muted"`
 	MimeType string `json:"mimeType,omitempty"`
+	// Layers are the simulcast layers of a video track, lowest first;
+	// empty for audio and for video sent as one stream.
+	Layers []Layer `json:"layers,omitempty"`
+}
+
+// Layer is one simulcast layer of a published video track.
+type Layer struct {
+	RID     string `json:"rid"`
+	Quality string `json:"quality"`
+	Width   int    `json:"width,omitempty"`
+	Height  int    `json:"height,omitempty"`
+	// Bitrate is the publisher's maximum for the layer, in bits per second.
+	Bitrate int `json:"bitrate,omitempty"`
+}
+
+// Layer qualities, which name a track's layers by position: one layer is
+// high; two are low and high; three are low, medium and high.
+const (
+	QualityLow    = "low"
+	QualityMedium = "medium"
+	QualityHigh   = "high"
+)
+
+// QualityNames names n layers, lowest first.
+func QualityNames(n int) []string {
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		return []string{QualityHigh}
+	case 2:
+		return []string{QualityLow, QualityHigh}
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = QualityMedium
+	}
+	names[0], names[n-1] = QualityLow, QualityHigh
+	return names
+}
+
+// QualityRank orders qualities: low 0, medium 1, high 2; -1 for anything else.
+func QualityRank(q string) int {
+	switch q {
+	case QualityLow:
+		return 0
+	case QualityMedium:
+		return 1
+	case QualityHigh:
+		return 2
+	}
+	return -1
 }
 
 // Permissions are what a participant's access token grants.

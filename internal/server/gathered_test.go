@@ -30,6 +30,8 @@ func (d *door) Close(reason string)                               { d.mu.Lock();
 func (d *door) PublisherAnswer(string, []room.TrackInfo)          { d.add("publisher_answer") }
 func (d *door) SubscriberOffer(string, map[string]room.TrackInfo) { d.add("subscriber_offer") }
 func (d *door) LocalCandidate(target string, c *room.Candidate)   {}
+func (d *door) StreamState(string, string, string)                { d.add("stream_state") }
+func (d *door) SubscribedLayers(string, []room.LayerState)        { d.add("subscribed_layers") }
 func (d *door) saw(s string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()

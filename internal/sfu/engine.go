@@ -32,6 +32,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quartet-rtc/quartet/internal/bwe"
 	"github.com/quartet-rtc/quartet/internal/pionlog"
 	"github.com/quartet-rtc/quartet/internal/room"
 )
@@ -71,7 +72,9 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	reports room.Reports
-	api     *webrtc.API
+	api     *webrtc.API // of publisher connections
+	me      *webrtc.MediaEngine
+	se      webrtc.SettingEngine
 	mux     ice.UDPMux
 	udpAddr net.Addr
 	closeFn func() error
@@ -173,8 +176,14 @@ func (e *Engine) growBuffers(conn net.PacketConn) {
 	}
 }
 
+// newAPI prepares the media engine and settings every connection shares,
+// and the API of publisher connections.
 func (e *Engine) newAPI() (*webrtc.API, error) {
-	me, reg, err := newMediaEngine()
+	me, err := newMediaEngine()
+	if err != nil {
+		return nil, err
+	}
+	reg, err := publisherInterceptors()
 	if err != nil {
 		return nil, err
 	}
@@ -192,8 +201,21 @@ func (e *Engine) newAPI() (*webrtc.API, error) {
 	if len(e.cfg.PublicIPs) > 0 {
 		se.SetNAT1To1IPs(e.cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}
+	e.me, e.se = me, se
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg),
 		webrtc.WithSettingEngine(se)), nil
+}
+
+// subscriberAPI is the API of one subscriber connection: its interceptors
+// feed est, the connection's own bandwidth estimator, which pion's
+// registry has no way to hand out per connection.
+func (e *Engine) subscriberAPI(est *bwe.Estimator) (*webrtc.API, error) {
+	reg, err := subscriberInterceptors(est)
+	if err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(e.me), webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(e.se)), nil
 }
 
 // Open implements room.Media: it creates a participant's media session.

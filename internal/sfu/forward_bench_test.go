@@ -96,10 +96,7 @@ func (c *countingSink) Ended() {
 
 func newUpFixture() *fanOutFixture {
 	pool := newPacketPool()
-	up := &UpTrack{info: room.TrackInfo{SID: "TR_up", ParticipantSID: "PA_pub", Kind: "video"},
-		video: true, codec: vp8Codec, cache: NewPacketCache(512), pool: pool}
-	up.downs.Store(&[]*DownTrack{})
-	up.lastKeyframeReq.Store(time.Now().Add(time.Hour).UnixNano()) // no PLI: there is no publisher
+	up := testUpTrack(room.TrackInfo{SID: "TR_up", ParticipantSID: "PA_pub", Kind: "video"}, vp8Codec, pool)
 	return &fanOutFixture{up: up}
 }
 
@@ -130,7 +127,7 @@ func newSinkFixture(n, queue int) *fanOutFixture {
 	for range n {
 		a := &sinkAttachment{sink: &countingSink{}}
 		a.out = newWriter(queue, &a.stats)
-		a.down = newDownTrack(f.up, a.out, a)
+		a.down = newDownTrack(f.up, a.out, a, 0)
 		a.down.reports = true
 		f.up.addDown(a.down)
 		a.out.start(a.sink.Ended)
@@ -166,7 +163,7 @@ func (f *fanOutFixture) send(tmpl []byte, seq uint16) {
 	if seq%30 == 0 {
 		pkt.buf[13] = 0x00
 	}
-	f.up.fanOut(pkt, n)
+	f.up.layers[0].fanOut(pkt, n)
 }
 
 func vp8Template(size int) []byte {
@@ -328,7 +325,10 @@ func TestAudioFanOutAllocations(t *testing.T) {
 	}
 	f := newFanOutFixture(t, 4, 4096)
 	defer f.close()
-	f.up.video, f.up.cache, f.up.audioLevelID = false, nil, 1
+	f.up.video, f.up.vp8, f.up.layers[0].cache, f.up.audioLevelID = false, false, nil, 1
+	for _, d := range *f.up.downs.Load() {
+		d.updateInterestLocked()
+	}
 	h := rtp.Header{Version: 2, PayloadType: 111, SSRC: 42}
 	if err := h.SetExtension(1, []byte{0x90}); err != nil {
 		t.Fatal(err)
@@ -337,7 +337,7 @@ func TestAudioFanOutAllocations(t *testing.T) {
 	tmpl := append(hdr, make([]byte, 80)...)
 	send := func() {
 		pkt := getPacket(f.up.pool)
-		f.up.fanOut(pkt, copy(pkt.buf[:], tmpl))
+		f.up.layers[0].fanOut(pkt, copy(pkt.buf[:], tmpl))
 		for f.queued() > 1024 {
 			time.Sleep(time.Microsecond)
 		}

@@ -75,9 +75,12 @@ func (r *recorder) add(ev sessionEvent) {
 		return
 	}
 	r.all = append(r.all, ev)
-	if ev.target == room.TargetSubscriber {
+	switch {
+	case ev.kind == "stream_state" || ev.kind == "subscribed_layers":
+		// Not negotiation: recorded only.
+	case ev.target == room.TargetSubscriber:
 		r.subs <- ev
-	} else {
+	default:
 		r.pubs <- ev
 	}
 }
@@ -108,6 +111,14 @@ func (r *recorder) LocalCandidate(target string, c *room.Candidate) {
 	if c != nil {
 		r.add(sessionEvent{kind: "candidate", target: target, cand: c})
 	}
+}
+
+func (r *recorder) StreamState(trackSID, state, reason string) {
+	r.add(sessionEvent{kind: "stream_state", target: trackSID + " " + state})
+}
+
+func (r *recorder) SubscribedLayers(trackSID string, layers []room.LayerState) {
+	r.add(sessionEvent{kind: "subscribed_layers", target: trackSID})
 }
 
 func (r *recorder) events() []sessionEvent {
@@ -155,10 +166,7 @@ var opusCodec = webrtc.RTPCodecParameters{
 // newAudioUp is an audio up track without a publisher: the test plays its
 // reader, calling send.
 func newAudioUp(sid string) *UpTrack {
-	up := &UpTrack{info: room.TrackInfo{SID: sid, ParticipantSID: "PA_other", Kind: "audio"},
-		codec: opusCodec, pool: newPacketPool(), log: slog.New(slog.DiscardHandler)}
-	up.downs.Store(&[]*DownTrack{})
-	return up
+	return testUpTrack(room.TrackInfo{SID: sid, ParticipantSID: "PA_other", Kind: "audio"}, opusCodec, newPacketPool())
 }
 
 // send fans out one audio packet.
@@ -167,7 +175,7 @@ func (u *UpTrack) send(seq uint16) {
 	b, _ := h.Marshal()
 	pkt := getPacket(u.pool)
 	n := copy(pkt.buf[:], append(b, make([]byte, 40)...))
-	u.fanOut(pkt, n)
+	u.layers[0].fanOut(pkt, n)
 }
 
 // play sends packets on every up track every 10 ms until the test ends.
@@ -442,8 +450,11 @@ func TestCandidatesFollowTheirDescriptionThroughICERestarts(t *testing.T) {
 			}
 		}
 	}
-	if checked[room.TargetSubscriber] == 0 || checked[room.TargetPublisher] == 0 {
-		t.Errorf("checked %v candidates, want some of each target", checked)
+	// The publisher's answers may carry all their candidates (gathering on
+	// the one muxed port can finish before the answer is sent, about one
+	// run in ten): then there is nothing trickled to check for it.
+	if checked[room.TargetSubscriber] == 0 || checked[room.TargetSubscriber]+checked[room.TargetPublisher] < restarts {
+		t.Errorf("checked %v candidates, want some for every subscriber restart", checked)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/quartet-rtc/quartet/internal/room"
+	"github.com/quartet-rtc/quartet/internal/sfu/vp8"
 )
 
 // packet is one RTP packet shared read-only by every subscriber it is
@@ -17,7 +18,14 @@ type packet struct {
 	buf      [maxPacketSize]byte
 	hdr      rtp.Packet // parsed from buf; Payload points into buf
 	keyframe bool
-	arrival  time.Time // when the publisher's packet was read
+	// vp8 is the payload descriptor of a VP8 packet, parsed once for every
+	// down track (hasVP8).
+	vp8    vp8.Descriptor
+	hasVP8 bool
+	// padding makes this a padding-only packet of padding bytes, sent to
+	// probe a subscriber's bandwidth; buf and hdr are unused then.
+	padding uint8
+	arrival time.Time // when the publisher's packet was read
 	// report, if set, makes this a sender report for a sink rather than
 	// media (DownTrack.senderReport); buf and hdr are unused then.
 	report *room.SenderReport
@@ -35,6 +43,8 @@ func getPacket(pool *sync.Pool) *packet {
 	pkt := pool.Get().(*packet)
 	pkt.refs.Store(1)
 	pkt.keyframe = false
+	pkt.hasVP8 = false
+	pkt.padding = 0
 	pkt.arrival = time.Time{}
 	pkt.report = nil
 	return pkt
@@ -49,6 +59,12 @@ func (p *packet) stripExtensions() {
 	p.hdr.Extension = false
 	p.hdr.ExtensionProfile = 0
 	p.hdr.Extensions = p.hdr.Extensions[:0]
+}
+
+// parseVP8 reads the VP8 payload descriptor into p.vp8.
+func (p *packet) parseVP8() bool {
+	p.hasVP8 = vp8.Parse(p.hdr.Payload, &p.vp8) == nil
+	return p.hasVP8
 }
 
 func (p *packet) retain(n int32) { p.refs.Add(n) }

@@ -162,8 +162,12 @@ func (pub *publisher) declareLocked(sections []offerTrack, metas []room.TrackMet
 		if !validSource(m.Source) {
 			m.Source = room.SourceUnknown
 		}
-		pub.declared[s.trackID] = room.TrackInfo{SID: room.NewSID("TR_"), ParticipantSID: pub.p.sid,
+		t := room.TrackInfo{SID: room.NewSID("TR_"), ParticipantSID: pub.p.sid,
 			TrackID: s.trackID, Kind: s.kind, Source: m.Source, Muted: m.Muted}
+		if s.kind == "video" {
+			t.Layers = trackLayers(m.Layers, s.rids)
+		}
+		pub.declared[s.trackID] = t
 	}
 	return nil
 }
@@ -176,8 +180,10 @@ func validSource(s string) bool {
 	return false
 }
 
-// onTrack runs when a publisher's track starts: it becomes an UpTrack. pion
-// runs it on a goroutine of its own, so it may take pub.mu.
+// onTrack runs when a publisher's stream starts: the first stream of a
+// track makes it an UpTrack, and each simulcast stream after it starts one
+// of its layers. pion runs it on a goroutine of its own, so it may take
+// pub.mu.
 func (pub *publisher) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	p := pub.p
 	pub.mu.Lock()
@@ -185,32 +191,66 @@ func (pub *publisher) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		pub.mu.Unlock()
 		return
 	}
+	up, isNew := pub.upTrackLocked(remote, receiver)
+	layer := up.layerByRID(remote.RID())
+	if layer == nil || layer.remote.Load() != nil {
+		pub.mu.Unlock()
+		p.log.Info("ignoring a stream the offer did not announce", "track", up.info.SID, "rid", remote.RID())
+		return
+	}
+	layer.remote.Store(remote)
+	up.readers.Add(1)
+	pub.wg.Add(2)
+	pub.mu.Unlock()
+
+	go func() { defer pub.wg.Done(); layer.readRTCP(receiver) }()
+	info := up.info
+	if isNew {
+		p.router.publish(up)
+		p.e.reports.TrackPublished(p.router.name, info)
+		p.log.Info("track published", "track", info.SID, "kind", info.Kind, "mime", info.MimeType,
+			"source", info.Source, "layers", len(up.layers))
+	}
+	go func() {
+		defer pub.wg.Done()
+		layer.run()
+		pub.mu.Lock()
+		last := up.readers.Add(-1) == 0
+		if last { // under pub.mu, so that no new layer joins a track that ended
+			up.ended.Store(true)
+			delete(pub.ups, info.SID)
+		}
+		pub.mu.Unlock()
+		if !last {
+			return
+		}
+		p.router.unpublish(up)
+		p.e.reports.TrackUnpublished(p.router.name, info)
+		p.log.Info("track unpublished", "track", info.SID)
+	}()
+}
+
+// upTrackLocked returns the up track remote belongs to, making it if this
+// is the track's first stream. pub.mu must be held.
+func (pub *publisher) upTrackLocked(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) (*UpTrack, bool) {
+	p := pub.p
+	for _, up := range pub.ups {
+		if up.info.TrackID == remote.ID() && up.remoteKind() == remote.Kind() {
+			return up, false
+		}
+	}
 	info, ok := pub.declared[remote.ID()]
 	if !ok {
 		info = room.TrackInfo{SID: room.NewSID("TR_"), ParticipantSID: p.sid, TrackID: remote.ID(), Source: room.SourceUnknown}
 	}
 	info.Kind = remote.Kind().String()
 	info.MimeType = remote.Codec().MimeType
-	up := newUpTrack(info, remote, receiver, pub.pc, p.e.cfg.PacketCache, p.router.pool, p.log)
+	if len(info.Layers) < 2 {
+		info.Layers = nil // one stream, whatever its rid: nothing to select
+	}
+	up := newUpTrack(info, remote.Codec(), remote.Kind(), receiver, pub.pc, p.e.cfg.PacketCache, p.router.pool, p.log)
 	pub.ups[info.SID] = up
-	pub.wg.Add(2)
-	pub.mu.Unlock()
-
-	go func() { defer pub.wg.Done(); up.readRTCP(receiver) }()
-	p.router.publish(up)
-	p.e.reports.TrackPublished(p.router.name, info)
-	p.log.Info("track published", "track", info.SID, "kind", info.Kind, "mime", info.MimeType, "source", info.Source)
-	go func() {
-		defer pub.wg.Done()
-		up.run()
-		up.ended.Store(true)
-		p.router.unpublish(up)
-		pub.mu.Lock()
-		delete(pub.ups, info.SID)
-		pub.mu.Unlock()
-		p.e.reports.TrackUnpublished(p.router.name, info)
-		p.log.Info("track unpublished", "track", info.SID)
-	}()
+	return up, true
 }
 
 // SetMuted implements room.MediaSession.

@@ -96,7 +96,7 @@ func TestReceiveChainAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts need a build without -race; scripts/test.sh runs this test so")
 	}
-	_, reg, err := newMediaEngine()
+	reg, err := publisherInterceptors()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quartet-rtc/quartet/internal/room"
@@ -24,6 +25,10 @@ type Router struct {
 	ups   map[string]*UpTrack // by track sid
 	sinks map[*sinkAttachment]struct{}
 
+	// speaking is the set of participants speaking at the last tick, for
+	// the subscribers' allocators.
+	speaking atomic.Pointer[map[string]bool]
+
 	stopOnce sync.Once
 	stopped  chan struct{}
 }
@@ -36,7 +41,7 @@ func newRouter(e *Engine, name string) *Router {
 		sinks:   map[*sinkAttachment]struct{}{},
 		stopped: make(chan struct{}),
 	}
-	go r.speakerLoop()
+	go r.tickLoop()
 	return r
 }
 
@@ -140,17 +145,60 @@ func (r *Router) retire(s *peerStats) { r.e.stats.retire(s) }
 
 func (r *Router) stop() { r.stopOnce.Do(func() { close(r.stopped) }) }
 
-func (r *Router) speakerLoop() {
+// tickLoop, every speakerInterval, works out the active speakers, measures
+// the up tracks' layer rates and tells publishers which layers are needed.
+func (r *Router) tickLoop() {
 	t := time.NewTicker(speakerInterval)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-r.stopped:
 			return
-		case <-t.C:
-			r.e.reports.ActiveSpeakers(r.name, r.activeSpeakers())
+		case now := <-t.C:
+			speakers := r.activeSpeakers()
+			set := make(map[string]bool, len(speakers))
+			for _, s := range speakers {
+				set[s.SID] = true
+			}
+			r.speaking.Store(&set)
+			r.e.reports.ActiveSpeakers(r.name, speakers)
+			r.measure(now, now.Sub(last))
+			last = now
 		}
 	}
+}
+
+// speakers is the set of participants speaking at the last tick.
+func (r *Router) speakers() map[string]bool {
+	if m := r.speaking.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// measure updates every up track's layer rates and dynacast state.
+func (r *Router) measure(now time.Time, elapsed time.Duration) {
+	r.mu.Lock()
+	ups := make([]*UpTrack, 0, len(r.ups))
+	for _, up := range r.ups {
+		ups = append(ups, up)
+	}
+	r.mu.Unlock()
+	for _, up := range ups {
+		up.measure(elapsed)
+		if states, changed := up.updateDynacast(now); changed {
+			if pub := r.peer(up.info.ParticipantSID); pub != nil {
+				pub.events.SubscribedLayers(up.info.SID, states)
+			}
+		}
+	}
+}
+
+func (r *Router) peer(sid string) *Peer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.peers[sid]
 }
 
 // activeSpeakers lists speaking participants, loudest first.

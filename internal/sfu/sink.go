@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/pion/rtp"
+
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
@@ -48,8 +50,10 @@ func (e *Engine) attach(r *Router, trackSID string, sink room.Sink) (room.Attach
 	up := ups[0]
 	a := &sinkAttachment{sink: sink}
 	a.out = newWriter(e.cfg.SubscriberQueue, &a.stats)
-	a.down = newDownTrack(up, a.out, a)
+	// A sink (a recorder) takes the best layer there is.
+	a.down = newDownTrack(up, a.out, a, len(up.layers)-1)
 	a.down.reports = true
+	a.down.alloc.want.Store(int32(len(up.layers) - 1))
 	if !r.addSink(a) {
 		return nil, fmt.Errorf("%w: %s", room.ErrUnknownTrack, trackSID)
 	}
@@ -74,8 +78,8 @@ func (e *Engine) attach(r *Router, trackSID string, sink room.Sink) (room.Attach
 }
 
 // writeRTP implements destination.
-func (a *sinkAttachment) writeRTP(pkt *packet) error {
-	a.sink.WriteRTP(&pkt.hdr, room.PacketMeta{Arrival: pkt.arrival, Keyframe: pkt.keyframe})
+func (a *sinkAttachment) writeRTP(out *rtp.Packet, pkt *packet) error {
+	a.sink.WriteRTP(out, room.PacketMeta{Arrival: pkt.arrival, Keyframe: pkt.keyframe})
 	return nil
 }
 

@@ -20,7 +20,7 @@ func TestSinkStartsAtKeyframeAndGetsReports(t *testing.T) {
 	for i := 30; i < 35; i++ { // a keyframe (30), then deltas
 		f.send(tmpl, uint16(i))
 	}
-	f.up.senderReport(&room.SenderReport{SSRC: 42, NTPTime: 1 << 32, RTPTime: 1000})
+	f.up.layers[0].senderReport(&room.SenderReport{SSRC: 42, NTPTime: 1 << 32, RTPTime: 1000})
 	for i := 35; i < 40; i++ {
 		f.send(tmpl, uint16(i))
 	}

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"strconv"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,9 +12,18 @@ import (
 // readers and RTCP readers, rarely enough not to contend.
 type peerStats struct {
 	packets, bytes, dropped, retransmitted, nacks atomic.Uint64
+	switches                                      atomic.Uint64 // spatial layer switches
+	padding                                       atomic.Uint64 // bytes of probe padding
+	// layers counts video packets sent by the spatial layer they came from.
+	layers [maxLayers]atomic.Uint64
 }
 
 func (s *peerStats) add(o *peerStats) {
+	s.switches.Add(o.switches.Load())
+	s.padding.Add(o.padding.Load())
+	for i := range s.layers {
+		s.layers[i].Add(o.layers[i].Load())
+	}
 	s.packets.Add(o.packets.Load())
 	s.bytes.Add(o.bytes.Load())
 	s.dropped.Add(o.dropped.Load())
@@ -28,6 +38,13 @@ type stats struct {
 	retired peerStats
 
 	packets, bytes, dropped, retransmitted, nacks, tracks, subscriptions *prometheus.Desc
+	switches, padding, layerPackets, pausedDesc                          *prometheus.Desc
+
+	// paused counts video tracks paused for bandwidth, all subscribers.
+	paused atomic.Int64
+	// estimates are the subscribers' bandwidth estimates, one sample per
+	// allocator run.
+	estimates prometheus.Histogram
 }
 
 func newStats(e *Engine) *stats {
@@ -40,6 +57,14 @@ func newStats(e *Engine) *stats {
 		nacks:         prometheus.NewDesc("quartet_nacks_received_total", "NACK messages received from subscribers.", nil, nil),
 		tracks:        prometheus.NewDesc("quartet_tracks", "Published tracks.", nil, nil),
 		subscriptions: prometheus.NewDesc("quartet_subscriptions", "Tracks being forwarded, one per track and subscriber.", nil, nil),
+		switches:      prometheus.NewDesc("quartet_layer_switches_total", "Simulcast layer switches toward subscribers.", nil, nil),
+		padding:       prometheus.NewDesc("quartet_probe_padding_bytes_total", "Padding bytes sent to probe subscribers' bandwidth.", nil, nil),
+		layerPackets: prometheus.NewDesc("quartet_forwarded_layer_packets_total",
+			"Video packets forwarded to subscribers, by the spatial layer (0 = lowest) they came from.", []string{"layer"}, nil),
+		pausedDesc: prometheus.NewDesc("quartet_paused_tracks", "Video tracks paused toward a subscriber because its bandwidth is too low.", nil, nil),
+		estimates: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quartet_subscriber_bandwidth_estimate_bps",
+			Help:    "Subscribers' estimated bandwidth, sampled at every allocation (twice a second each).",
+			Buckets: prometheus.ExponentialBuckets(50_000, 2, 10)}),
 	}
 }
 
@@ -47,9 +72,11 @@ func (s *stats) retire(p *peerStats) { s.retired.add(p) }
 
 // Describe implements prometheus.Collector.
 func (s *stats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.packets, s.bytes, s.dropped, s.retransmitted, s.nacks, s.tracks, s.subscriptions} {
+	for _, d := range []*prometheus.Desc{s.packets, s.bytes, s.dropped, s.retransmitted, s.nacks, s.tracks,
+		s.subscriptions, s.switches, s.padding, s.layerPackets, s.pausedDesc} {
 		ch <- d
 	}
+	s.estimates.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -77,6 +104,14 @@ func (s *stats) Collect(ch chan<- prometheus.Metric) {
 	counter(s.nacks, total.nacks.Load())
 	ch <- prometheus.MustNewConstMetric(s.tracks, prometheus.GaugeValue, float64(tracks))
 	ch <- prometheus.MustNewConstMetric(s.subscriptions, prometheus.GaugeValue, float64(subs))
+	counter(s.switches, total.switches.Load())
+	counter(s.padding, total.padding.Load())
+	for i := range total.layers {
+		ch <- prometheus.MustNewConstMetric(s.layerPackets, prometheus.CounterValue,
+			float64(total.layers[i].Load()), strconv.Itoa(i))
+	}
+	ch <- prometheus.MustNewConstMetric(s.pausedDesc, prometheus.GaugeValue, float64(s.paused.Load()))
+	s.estimates.Collect(ch)
 }
 
 // Totals returns the engine's counters; tests and benchmarks read them.

@@ -2,10 +2,12 @@ package sfu
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/quartet-rtc/quartet/internal/bwe"
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
@@ -26,11 +28,13 @@ type subscriber struct {
 	mu             sync.Mutex
 	closed         bool
 	started        bool
-	pc             *webrtc.PeerConnection   // made on the first subscription
-	out            *writer                  // made with pc
-	downs          map[string]*subscription // by up track sid
-	awaitingAnswer bool                     // a server offer waits for the client's answer
-	answering      bool                     // a client offer's answer is gathering candidates
+	pc             *webrtc.PeerConnection        // made on the first subscription
+	out            *writer                       // made with pc
+	alloc          *allocator                    // made with pc
+	settings       map[string]room.TrackSettings // by track sid, for tracks received or to come
+	downs          map[string]*subscription      // by up track sid
+	awaitingAnswer bool                          // a server offer waits for the client's answer
+	answering      bool                          // a client offer's answer is gathering candidates
 	pendingOffer   bool
 	restartICE     bool
 	connected      bool                      // the connection has come up once
@@ -38,7 +42,7 @@ type subscriber struct {
 }
 
 func newSubscriber(p *Peer) subscriber {
-	return subscriber{p: p, downs: map[string]*subscription{}}
+	return subscriber{p: p, downs: map[string]*subscription{}, settings: map[string]room.TrackSettings{}}
 }
 
 // connLocked returns the subscriber connection, creating it, its writer
@@ -48,7 +52,12 @@ func (sub *subscriber) connLocked() (*webrtc.PeerConnection, error) {
 		return sub.pc, nil
 	}
 	p := sub.p
-	pc, err := p.e.api.NewPeerConnection(webrtc.Configuration{})
+	est := bwe.New(bwe.Config{})
+	api, err := p.e.subscriberAPI(est)
+	if err != nil {
+		return nil, fmt.Errorf("sfu: subscriber connection: %w", err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: subscriber connection: %w", err)
 	}
@@ -64,6 +73,7 @@ func (sub *subscriber) connLocked() (*webrtc.PeerConnection, error) {
 	// only through a down track, added to its up track after this.
 	sub.out = newWriter(p.e.cfg.SubscriberQueue, &p.stats)
 	sub.out.start(nil)
+	sub.alloc = newAllocator(sub, est)
 	return pc, nil
 }
 
@@ -124,7 +134,11 @@ func (sub *subscriber) addLocked(up *UpTrack, tr *webrtc.RTPTransceiver) bool {
 		p.log.Debug("codec preferences", "err", err)
 	}
 	s.sender = tr.Sender()
+	s.alloc.want.Store(int32(wantedLayer(up, sub.settings[up.info.SID])))
 	sub.downs[up.info.SID] = s
+	if up.video {
+		sub.alloc.soon()
+	}
 	sub.wg.Add(1)
 	go func() { defer sub.wg.Done(); s.readRTCP(&p.stats) }()
 	// Added under sub.mu, so unsubscribe, which takes it too, always sees it.
@@ -147,20 +161,26 @@ func (sub *subscriber) freeTransceiverLocked(pc *webrtc.PeerConnection, kind web
 	return nil
 }
 
-// sendOnLocked sends s on tr, or on a new transceiver if tr is nil.
+// sendOnLocked sends s on a new transceiver if tr is nil, else on a free
+// one, tr or another pion finds first (the same, for a client's offer).
+// pion's AddTrack is how a free transceiver is reused: a sender made
+// apart from the connection would skip its interceptors (sender reports,
+// transport-cc). A transceiver whose removal is not negotiated yet is not
+// free for pion; AddTrack then adds a new one.
 func (sub *subscriber) sendOnLocked(pc *webrtc.PeerConnection, tr *webrtc.RTPTransceiver, s *subscription) (*webrtc.RTPTransceiver, error) {
 	if tr == nil {
 		return pc.AddTransceiverFromTrack(s.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	}
-	sender, err := sub.p.e.api.NewRTPSender(s.local, pc.SCTP().Transport())
+	sender, err := pc.AddTrack(s.local)
 	if err != nil {
 		return nil, err
 	}
-	if err := tr.SetSender(sender, s.local); err != nil { // inactive becomes sendonly
-		_ = sender.Stop()
-		return nil, err
+	for _, t := range pc.GetTransceivers() {
+		if t.Sender() == sender {
+			return t, nil
+		}
 	}
-	return tr, nil
+	return nil, fmt.Errorf("sfu: no transceiver holds the new sender")
 }
 
 // unsubscribe removes the subscriptions to ups and renegotiates once.
@@ -182,6 +202,12 @@ func (sub *subscriber) removeLocked(ups []*UpTrack) bool {
 			continue
 		}
 		delete(sub.downs, up.info.SID)
+		if up.ended.Load() {
+			delete(sub.settings, up.info.SID)
+		}
+		if s.alloc.paused.Swap(false) {
+			sub.p.e.stats.paused.Add(-1)
+		}
 		s.closed.Store(true)
 		up.removeDown(s.DownTrack)
 		removed = true
@@ -257,7 +283,12 @@ func (sub *subscriber) applyPendingCandidatesLocked() {
 func (sub *subscriber) close() {
 	sub.mu.Lock()
 	sub.closed = true // no connection is created after this
-	pc, out := sub.pc, sub.out
+	pc, out, alloc := sub.pc, sub.out, sub.alloc
+	for _, s := range sub.downs {
+		if s.alloc.paused.Swap(false) {
+			sub.p.e.stats.paused.Add(-1)
+		}
+	}
 	senders := make([]*webrtc.RTPSender, 0, len(sub.downs))
 	for _, s := range sub.downs {
 		senders = append(senders, s.sender)
@@ -276,9 +307,88 @@ func (sub *subscriber) close() {
 		_ = s.Stop()
 	}
 	sub.wg.Wait()
+	if alloc != nil {
+		alloc.stop()
+	}
 	if out != nil {
 		out.stop()
 		out.wait()
 		out.drain() // what forwarders queued after the writer stopped
 	}
+}
+
+// videoDowns lists the video subscriptions with their settings, for the
+// allocator; false once the subscriber closed.
+func (sub *subscriber) videoDowns() ([]allocDown, bool) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.closed {
+		return nil, false
+	}
+	out := make([]allocDown, 0, len(sub.downs))
+	for sid, s := range sub.downs {
+		if s.up.video {
+			out = append(out, allocDown{subscription: s, settings: sub.settings[sid]})
+		}
+	}
+	return out, true
+}
+
+// audioRate is what the audio the subscriber receives costs, bits per
+// second.
+func (sub *subscriber) audioRate() int {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	total := 0
+	for _, s := range sub.downs {
+		if !s.up.video {
+			total += max(s.up.rate(0, -1), audioReserve/2)
+		}
+	}
+	return total
+}
+
+// wantedLayer is the highest layer of up a subscriber with settings wants,
+// -1 if none.
+func wantedLayer(up *UpTrack, settings room.TrackSettings) int {
+	if settings.Disabled {
+		return -1
+	}
+	return preferredLayer(up.info.Layers, settings)
+}
+
+// maxSettings bounds the settings a subscriber keeps for tracks it does
+// not receive yet.
+const maxSettings = 256
+
+// SetTrackSettings implements room.MediaSession.
+func (p *Peer) SetTrackSettings(trackSIDs []string, settings room.TrackSettings) error {
+	ups, unknown := p.router.upTracks(trackSIDs)
+	if len(unknown) > 0 {
+		return fmt.Errorf("%w: %s", room.ErrUnknownTrack, strings.Join(unknown, ", "))
+	}
+	for _, up := range ups {
+		if up.info.ParticipantSID == p.sid {
+			return room.ErrOwnTrack
+		}
+	}
+	sub := &p.sub
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.closed {
+		return errPeerClosed
+	}
+	for _, up := range ups {
+		if _, ok := sub.settings[up.info.SID]; !ok && len(sub.settings) >= maxSettings {
+			return room.ErrTooMany
+		}
+		sub.settings[up.info.SID] = settings
+		if s, ok := sub.downs[up.info.SID]; ok {
+			s.alloc.want.Store(int32(wantedLayer(up, settings)))
+		}
+	}
+	if sub.alloc != nil {
+		sub.alloc.soon()
+	}
+	return nil
 }

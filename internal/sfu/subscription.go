@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/quartet-rtc/quartet/internal/room"
@@ -39,7 +40,9 @@ func newSubscription(up *UpTrack, out *writer) (*subscription, error) {
 		return nil, err
 	}
 	s := &subscription{}
-	s.DownTrack = newDownTrack(up, out, s)
+	// The lowest layer starts soonest and fits any link; the allocator
+	// raises it as the subscriber's bandwidth allows.
+	s.DownTrack = newDownTrack(up, out, s, 0)
 	// Anything forwarded before the subscriber connection was negotiated
 	// went nowhere: video restarts at a keyframe.
 	s.local = &boundTrack{TrackLocalStaticRTP: local, onBind: s.restartAtKeyframe}
@@ -48,7 +51,7 @@ func newSubscription(up *UpTrack, out *writer) (*subscription, error) {
 
 // writeRTP implements destination: pion rewrites SSRC and payload type for
 // the subscriber's connection.
-func (s *subscription) writeRTP(pkt *packet) error { return s.local.WriteRTP(&pkt.hdr) }
+func (s *subscription) writeRTP(out *rtp.Packet, _ *packet) error { return s.local.WriteRTP(out) }
 
 // senderReport implements destination; pion's report interceptor sends the
 // subscriber sender reports of its own.
@@ -66,7 +69,8 @@ func (s *subscription) readRTCP(stats *peerStats) {
 		for _, pkt := range pkts {
 			switch pkt := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				s.up.RequestKeyframe()
+				cur, tgt := s.current()
+				s.requestKeyframe(max(cur, tgt))
 			case *rtcp.TransportLayerNack:
 				stats.nacks.Add(1)
 				s.retransmit(nackedSeqs(pkt, buf[:0]))

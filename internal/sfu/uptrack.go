@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,53 +14,89 @@ import (
 )
 
 // keyframeInterval is the minimum time between two keyframe requests sent
-// to a publisher for one track, however many subscribers ask.
+// to a publisher for one layer of a track, however many subscribers ask.
 const keyframeInterval = 500 * time.Millisecond
 
 // loudLevel is the audio level (-dBov) under which a packet counts as voice.
 const loudLevel = 50
 
-// UpTrack is a track a participant publishes. Its reader goroutine owns the
-// forwarding state of every DownTrack attached to it.
+// maxTemporal is how many VP8 temporal layers are measured; a higher TID
+// counts as the top one.
+const maxTemporal = 4
+
+// UpTrack is a track a participant publishes: one stream, or the simulcast
+// layers of one video source. Each layer's reader goroutine forwards to
+// every DownTrack attached; a DownTrack takes the packets of the layer it
+// has selected.
 type UpTrack struct {
-	info   room.TrackInfo
+	info   room.TrackInfo // Layers lists the simulcast layers, if any
 	video  bool
+	vp8    bool
 	codec  webrtc.RTPCodecParameters
-	remote *webrtc.TrackRemote
 	pc     *webrtc.PeerConnection // the publisher connection, for PLI
-	cache  *PacketCache           // nil for audio: audio is not retransmitted
 	pool   *sync.Pool
 	log    *slog.Logger
+	layers []*upLayer // lowest first; one for a track without simulcast
+	// dynacast is the publisher's layer state as last sent to it (router
+	// tick goroutine only).
+	dynacast dynacastState
 
 	audioLevelID uint8
 
 	downsMu sync.Mutex                   // serialises changes to downs
 	downs   atomic.Pointer[[]*DownTrack] // copy on write; read per packet without a lock
 
-	lastKeyframeReq atomic.Int64 // unix nanos
-	sinks           atomic.Int32 // sinks attached, which want arrival times
-	muted           atomic.Bool
-	ended           atomic.Bool // the publisher stopped sending; being unpublished
+	readers atomic.Int32 // layer readers running; the track ends when the last stops
+	sinks   atomic.Int32 // sinks attached, which want arrival times
+	muted   atomic.Bool
+	ended   atomic.Bool // the publisher stopped sending; being unpublished
 	// Voice activity since the last speaker tick.
 	packets, loudPackets, loudness atomic.Int64
 }
 
-func newUpTrack(info room.TrackInfo, remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver,
-	pc *webrtc.PeerConnection, cacheSize int, pool *sync.Pool, log *slog.Logger,
+// upLayer is one simulcast layer of an up track, or its only stream.
+type upLayer struct {
+	up     *UpTrack
+	index  int
+	rid    string
+	remote atomic.Pointer[webrtc.TrackRemote] // set when its first packet arrived
+	cache  *PacketCache                       // nil for audio: audio is not retransmitted
+
+	lastKeyframeReq atomic.Int64 // unix nanos
+	// bytes counts payload bytes by temporal layer since the last rate
+	// tick; rates are the bits per second of temporal layers 0..i together,
+	// as measured at the last tick, and active says the layer flowed then.
+	bytes   [maxTemporal]atomic.Int64
+	rates   [maxTemporal]atomic.Int64
+	active  atomic.Bool
+	packets atomic.Uint64 // received, for the per-layer metric
+}
+
+func newUpTrack(info room.TrackInfo, codec webrtc.RTPCodecParameters, kind webrtc.RTPCodecType,
+	receiver *webrtc.RTPReceiver, pc *webrtc.PeerConnection, cacheSize int, pool *sync.Pool, log *slog.Logger,
 ) *UpTrack {
 	u := &UpTrack{
-		info:   info,
-		video:  remote.Kind() == webrtc.RTPCodecTypeVideo,
-		codec:  remote.Codec(),
-		remote: remote,
-		pc:     pc,
-		pool:   pool,
-		log:    log.With("track", info.SID, "kind", info.Kind, "mime", info.MimeType),
+		info:  info,
+		video: kind == webrtc.RTPCodecTypeVideo,
+		vp8:   strings.EqualFold(codec.MimeType, webrtc.MimeTypeVP8),
+		codec: codec,
+		pc:    pc,
+		pool:  pool,
+		log:   log.With("track", info.SID, "kind", info.Kind, "mime", info.MimeType),
 	}
 	u.muted.Store(info.Muted)
-	if u.video {
-		u.cache = NewPacketCache(cacheSize)
+	count := max(len(info.Layers), 1)
+	for i := range count {
+		l := &upLayer{up: u, index: i}
+		if len(info.Layers) > 0 {
+			l.rid = info.Layers[i].RID
+		}
+		if u.video {
+			l.cache = NewPacketCache(cacheSize)
+		}
+		u.layers = append(u.layers, l)
 	}
+	u.dynacast = newDynacastState(count)
 	for _, ext := range receiver.GetParameters().HeaderExtensions {
 		if ext.URI == audioLevelURI {
 			u.audioLevelID = uint8(ext.ID)
@@ -69,35 +106,61 @@ func newUpTrack(info room.TrackInfo, remote *webrtc.TrackRemote, receiver *webrt
 	return u
 }
 
-// run reads the publisher's packets and fans them out until the track ends.
-func (u *UpTrack) run() {
+// simulcast reports whether the track has more than one layer.
+func (u *UpTrack) simulcast() bool { return len(u.layers) > 1 }
+
+// layerByRID finds the layer a simulcast stream carries; nil for an rid
+// the offer did not list. A track of one stream has one layer, whatever
+// its rid.
+func (u *UpTrack) layerByRID(rid string) *upLayer {
+	if !u.simulcast() {
+		return u.layers[0]
+	}
+	for _, l := range u.layers {
+		if l.rid == rid {
+			return l
+		}
+	}
+	return nil
+}
+
+// run reads one layer's packets and fans them out until the stream ends.
+func (l *upLayer) run() {
+	remote := l.remote.Load()
 	for {
-		pkt := getPacket(u.pool)
-		n, _, err := u.remote.Read(pkt.buf[:])
+		pkt := getPacket(l.up.pool)
+		n, _, err := remote.Read(pkt.buf[:])
 		if err != nil {
 			pkt.release()
 			return
 		}
-		if u.sinks.Load() > 0 { // only sinks read it: no clock read per packet otherwise
+		if l.up.sinks.Load() > 0 { // only sinks read it: no clock read per packet otherwise
 			pkt.arrival = time.Now()
 		}
-		u.fanOut(pkt, n)
+		l.fanOut(pkt, n)
 	}
 }
 
-// readRTCP reads the publisher's RTCP for this track, so that pion's
+// readRTCP reads the publisher's RTCP for one layer, so that pion's
 // interceptors see it, and hands its sender reports to the down tracks
-// that want them (sinks), until the track ends.
-func (u *UpTrack) readRTCP(r *webrtc.RTPReceiver) {
-	ssrc := uint32(u.remote.SSRC())
+// that want them (sinks), until the stream ends.
+func (l *upLayer) readRTCP(r *webrtc.RTPReceiver) {
+	remote := l.remote.Load()
+	ssrc, rid := uint32(remote.SSRC()), remote.RID()
 	for {
-		pkts, _, err := r.ReadRTCP()
+		var pkts []rtcp.Packet
+		var err error
+		if rid == "" {
+			pkts, _, err = r.ReadRTCP()
+		} else {
+			pkts, _, err = r.ReadSimulcastRTCP(rid)
+		}
 		if err != nil {
 			return
 		}
 		for _, pkt := range pkts {
 			if sr, ok := pkt.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
-				u.senderReport(&room.SenderReport{SSRC: sr.SSRC, NTPTime: sr.NTPTime, RTPTime: sr.RTPTime,
+				l.senderReport(&room.SenderReport{SSRC: sr.SSRC, NTPTime: sr.NTPTime, RTPTime: sr.RTPTime,
 					PacketCount: sr.PacketCount, OctetCount: sr.OctetCount, Arrival: time.Now()})
 			}
 		}
@@ -105,9 +168,9 @@ func (u *UpTrack) readRTCP(r *webrtc.RTPReceiver) {
 }
 
 // senderReport passes one sender report to every down track.
-func (u *UpTrack) senderReport(sr *room.SenderReport) {
-	for _, d := range *u.downs.Load() {
-		d.senderReport(sr)
+func (l *upLayer) senderReport(sr *room.SenderReport) {
+	for _, d := range *l.up.downs.Load() {
+		d.senderReport(sr, l.index)
 	}
 }
 
@@ -121,29 +184,44 @@ func (u *UpTrack) remoteKind() webrtc.RTPCodecType {
 
 // fanOut parses the packet in pkt.buf[:n] and forwards it to every down
 // track. It consumes the caller's reference to pkt.
-func (u *UpTrack) fanOut(pkt *packet, n int) {
+func (l *upLayer) fanOut(pkt *packet, n int) {
 	if err := pkt.parse(n); err != nil {
 		pkt.release()
 		return
 	}
-	u.observe(pkt, n)
+	l.observe(pkt, n)
 	pkt.stripExtensions()
-	downs := *u.downs.Load()
+	downs := *l.up.downs.Load()
 	pkt.retain(int32(len(downs)))
 	for _, d := range downs {
-		d.forward(pkt)
+		d.forward(pkt, l.index)
 	}
 	pkt.release()
 }
 
-// observe caches video packets and measures audio level, before the
-// header extensions are stripped.
-func (u *UpTrack) observe(pkt *packet, n int) {
+// observe caches video packets, reads their VP8 descriptor and counts
+// their bytes, and measures audio level, before the header extensions are
+// stripped.
+func (l *upLayer) observe(pkt *packet, n int) {
+	u := l.up
+	l.packets.Add(1)
 	if u.video {
-		u.cache.Put(pkt.hdr.SequenceNumber, pkt.buf[:n])
-		pkt.keyframe = IsKeyframe(u.codec.MimeType, pkt.hdr.Payload)
+		l.cache.Put(pkt.hdr.SequenceNumber, pkt.buf[:n])
+		tid := 0
+		if u.vp8 {
+			if pkt.parseVP8() {
+				pkt.keyframe = pkt.vp8.Keyframe
+				if pkt.vp8.HasTID {
+					tid = min(int(pkt.vp8.TID), maxTemporal-1)
+				}
+			}
+		} else {
+			pkt.keyframe = IsKeyframe(u.codec.MimeType, pkt.hdr.Payload)
+		}
+		l.bytes[tid].Add(int64(n))
 		return
 	}
+	l.bytes[0].Add(int64(n))
 	if u.audioLevelID == 0 {
 		return
 	}
@@ -155,6 +233,40 @@ func (u *UpTrack) observe(pkt *packet, n int) {
 			u.loudness.Add(127 - level)
 		}
 	}
+}
+
+// measure turns the bytes counted since the last call, elapsed ago, into
+// the layers' rates. It runs on the router's tick.
+func (u *UpTrack) measure(elapsed time.Duration) {
+	for _, l := range u.layers {
+		var sum int64
+		for t := range maxTemporal {
+			sum += l.bytes[t].Swap(0)
+			sample := sum * 8 * int64(time.Second) / int64(max(elapsed, time.Millisecond))
+			if old := l.rates[t].Load(); old > 0 && sample > 0 {
+				// Smoothed over about a second: a keyframe is a burst.
+				sample = (2*old + sample) / 3
+			}
+			l.rates[t].Store(sample)
+		}
+		l.active.Store(sum > 0)
+	}
+}
+
+// rate is the measured bitrate of layer s up to temporal layer t (all of
+// it when t < 0), or the nominal one while it is not flowing.
+func (u *UpTrack) rate(s, t int) int {
+	l := u.layers[s]
+	if !l.active.Load() {
+		if len(u.info.Layers) == 0 {
+			return 0
+		}
+		return nominalBitrate(u.info.Layers[s], s, len(u.layers))
+	}
+	if t < 0 || t >= maxTemporal {
+		t = maxTemporal - 1
+	}
+	return int(l.rates[t].Load())
 }
 
 // speakingLevel returns the voice level (0..1) since the last call and
@@ -189,19 +301,28 @@ func (u *UpTrack) removeDown(d *DownTrack) {
 	u.downs.Store(&next)
 }
 
-// RequestKeyframe asks the publisher for a keyframe, at most once per
-// keyframeInterval.
+// RequestKeyframe asks the publisher for a keyframe on every layer that
+// flows, each at most once per keyframeInterval.
 func (u *UpTrack) RequestKeyframe() {
-	if !u.video {
+	for _, l := range u.layers {
+		l.requestKeyframe()
+	}
+}
+
+// requestKeyframe asks the publisher for a keyframe of this layer, at most
+// once per keyframeInterval.
+func (l *upLayer) requestKeyframe() {
+	remote := l.remote.Load()
+	if !l.up.video || remote == nil {
 		return
 	}
 	now := time.Now().UnixNano()
-	last := u.lastKeyframeReq.Load()
-	if now-last < int64(keyframeInterval) || !u.lastKeyframeReq.CompareAndSwap(last, now) {
+	last := l.lastKeyframeReq.Load()
+	if now-last < int64(keyframeInterval) || !l.lastKeyframeReq.CompareAndSwap(last, now) {
 		return
 	}
-	pli := &rtcp.PictureLossIndication{MediaSSRC: uint32(u.remote.SSRC())}
-	if err := u.pc.WriteRTCP([]rtcp.Packet{pli}); err != nil {
-		u.log.Debug("keyframe request failed", "err", err)
+	pli := &rtcp.PictureLossIndication{MediaSSRC: uint32(remote.SSRC())}
+	if err := l.up.pc.WriteRTCP([]rtcp.Packet{pli}); err != nil {
+		l.up.log.Debug("keyframe request failed", "layer", l.index, "err", err)
 	}
 }

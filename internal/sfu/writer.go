@@ -1,13 +1,20 @@
 package sfu
 
-import "sync"
+import (
+	"sync"
 
-// queued is one packet waiting for a writer. Two words, copied through
-// the channel per packet; a sender report for a sink travels as a packet
-// whose report is set, so that it keeps its order with the media.
+	"github.com/pion/rtp"
+
+	"github.com/quartet-rtc/quartet/internal/sfu/vp8"
+)
+
+// queued is one packet waiting for a writer, with how it is rewritten for
+// its destination; a sender report for a sink travels as a packet whose
+// report is set, so that it keeps its order with the media.
 type queued struct {
 	down *DownTrack
 	pkt  *packet
+	rw   rewrite
 }
 
 // writer is the goroutine that sends what forwarders queue for one
@@ -19,6 +26,12 @@ type writer struct {
 	done  chan struct{} // closed to stop loop; what is still queued is released
 	stats *peerStats
 	wg    sync.WaitGroup // the loop goroutine
+
+	// out and payload are where each packet is rewritten for its
+	// destination: the queued packet is shared with other subscribers and
+	// stays as it came. Only the loop goroutine uses them.
+	out     rtp.Packet
+	payload [maxPacketSize]byte
 }
 
 func newWriter(size int, stats *peerStats) *writer {
@@ -78,12 +91,38 @@ func (w *writer) write(q queued) {
 	case q.pkt.report != nil:
 		q.down.dst.senderReport(q.pkt.report)
 	default:
-		if err := q.down.dst.writeRTP(q.pkt); err == nil {
+		if out := w.rewrite(q); out != nil && q.down.dst.writeRTP(out, q.pkt) == nil {
 			w.stats.packets.Add(1)
-			w.stats.bytes.Add(uint64(len(q.pkt.hdr.Payload) + 12))
+			w.stats.bytes.Add(uint64(out.Header.MarshalSize() + len(out.Payload) + int(out.Header.PaddingSize)))
+			if q.rw.layer >= 0 {
+				w.stats.layers[q.rw.layer].Add(1)
+			}
 		}
 	}
 	q.pkt.release()
+}
+
+// rewrite builds the packet the destination gets in w.out; nil if the
+// packet cannot be rewritten.
+func (w *writer) rewrite(q queued) *rtp.Packet {
+	pkt, out := q.pkt, &w.out
+	if pkt.padding > 0 {
+		out.Header = rtp.Header{Version: 2, Padding: true, PaddingSize: pkt.padding,
+			SequenceNumber: q.rw.seq, Timestamp: q.rw.ts}
+		out.Payload = nil
+		return out
+	}
+	out.Header = pkt.hdr.Header
+	out.SequenceNumber, out.Timestamp = q.rw.seq, q.rw.ts
+	out.Payload = pkt.hdr.Payload
+	if q.rw.vp8 {
+		n, err := vp8.Rewrite(w.payload[:], pkt.hdr.Payload, &pkt.vp8, q.rw.pic, q.rw.tl0)
+		if err != nil {
+			return nil
+		}
+		out.Payload = w.payload[:n]
+	}
+	return out
 }
 
 // drain releases every queued packet without sending it.

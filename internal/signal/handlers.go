@@ -185,6 +185,12 @@ func (s *session) handleSubscribe(m *clientMessage) *protoError {
 	return mediaError(m.Type, s.p.media().Subscribe(m.TrackSIDs, m.Type == "subscribe"))
 }
 
+func (s *session) handleTrackSettings(m *clientMessage) *protoError {
+	settings := room.TrackSettings{Disabled: m.Enabled != nil && !*m.Enabled, MaxQuality: m.Quality,
+		Width: m.Width, Height: m.Height}
+	return mediaError(m.Type, s.p.media().SetTrackSettings(m.TrackSIDs, settings))
+}
+
 func (s *session) handleChat(m *clientMessage) *protoError {
 	s.p.member.Load().Chat(m.Text)
 	return nil

@@ -324,7 +324,7 @@ func TestParticipantEventsAfterJoined(t *testing.T) {
 	hs.rooms.TrackPublished("demo", tr)
 	hs.rooms.TrackUnpublished("demo", tr)
 	for _, c := range []*client{alice, bob} {
-		if m := c.expect("track_published"); m.Track != tr {
+		if m := c.expect("track_published"); !reflect.DeepEqual(m.Track, tr) {
 			t.Errorf("track_published = %s", m)
 		}
 		if m := c.expect("track_unpublished"); m.Track.SID != tr.SID {

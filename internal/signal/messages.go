@@ -59,6 +59,11 @@ type clientMessage struct {
 	// AutoSubscribe (join) is nil when absent, which means true.
 	AutoSubscribe *bool    `json:"autoSubscribe,omitempty"`
 	TrackSIDs     []string `json:"trackSids,omitempty"`
+	// track_settings; Enabled is nil when absent, which means true.
+	Enabled *bool  `json:"enabled,omitempty"`
+	Quality string `json:"quality,omitempty"`
+	Width   int    `json:"width,omitempty"`
+	Height  int    `json:"height,omitempty"`
 }
 
 // resumeRequest names the session a join resumes.
@@ -83,17 +88,18 @@ func newError(code, format string, args ...any) *protoError {
 
 // validators check the fields each message type needs.
 var validators = map[string]func(m *clientMessage) *protoError{
-	"join":        validateJoin,
-	"offer":       validateOffer,
-	"answer":      validateAnswer,
-	"candidate":   validateCandidate,
-	"restart_ice": func(*clientMessage) *protoError { return nil },
-	"mute":        validateMute,
-	"subscribe":   validateTrackSIDs,
-	"unsubscribe": validateTrackSIDs,
-	"chat":        validateChat,
-	"ping":        func(*clientMessage) *protoError { return nil },
-	"leave":       func(*clientMessage) *protoError { return nil },
+	"join":           validateJoin,
+	"offer":          validateOffer,
+	"answer":         validateAnswer,
+	"candidate":      validateCandidate,
+	"restart_ice":    func(*clientMessage) *protoError { return nil },
+	"mute":           validateMute,
+	"subscribe":      validateTrackSIDs,
+	"unsubscribe":    validateTrackSIDs,
+	"track_settings": validateTrackSettings,
+	"chat":           validateChat,
+	"ping":           func(*clientMessage) *protoError { return nil },
+	"leave":          func(*clientMessage) *protoError { return nil },
 }
 
 // decode parses and validates one client frame.
@@ -200,6 +206,23 @@ func validateTrackSIDs(m *clientMessage) *protoError {
 	return nil
 }
 
+// maxRenderedSize bounds track_settings' width and height: well above any
+// screen, small enough that arithmetic on it cannot overflow.
+const maxRenderedSize = 16384
+
+func validateTrackSettings(m *clientMessage) *protoError {
+	if err := validateTrackSIDs(m); err != nil {
+		return err
+	}
+	if m.Quality != "" && room.QualityRank(m.Quality) < 0 {
+		return newError(CodeBadRequest, "track_settings: quality must be low, medium or high")
+	}
+	if m.Width < 0 || m.Height < 0 || m.Width > maxRenderedSize || m.Height > maxRenderedSize {
+		return newError(CodeBadRequest, "track_settings: width and height must be 0 to %d", maxRenderedSize)
+	}
+	return nil
+}
+
 func validateChat(m *clientMessage) *protoError {
 	switch {
 	case strings.TrimSpace(m.Text) == "":
@@ -250,6 +273,19 @@ type sdpMessage struct {
 	Target string `json:"target"`
 	SDP    string `json:"sdp"`
 	Tracks any    `json:"tracks"`
+}
+
+type streamStateMessage struct {
+	Type     string `json:"type"`
+	TrackSID string `json:"trackSid"`
+	State    string `json:"state"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+type subscribedLayersMessage struct {
+	Type     string            `json:"type"`
+	TrackSID string            `json:"trackSid"`
+	Layers   []room.LayerState `json:"layers"`
 }
 
 type candidateMessage struct {

@@ -226,3 +226,11 @@ func (p *participant) SubscriberOffer(sdp string, tracks map[string]room.TrackIn
 func (p *participant) LocalCandidate(target string, c *room.Candidate) {
 	p.send(candidateMessage{Type: "candidate", Target: target, Candidate: c})
 }
+
+func (p *participant) StreamState(trackSID, state, reason string) {
+	p.send(streamStateMessage{Type: "stream_state", TrackSID: trackSID, State: state, Reason: reason})
+}
+
+func (p *participant) SubscribedLayers(trackSID string, layers []room.LayerState) {
+	p.send(subscribedLayersMessage{Type: "subscribed_layers", TrackSID: trackSID, Layers: layers})
+}

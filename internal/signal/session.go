@@ -180,16 +180,17 @@ func (s *session) dispatch(m *clientMessage) *protoError {
 // joinedHandlers serve the messages of a joined session; every type in
 // validators except join has one.
 var joinedHandlers = map[string]func(*session, *clientMessage) *protoError{
-	"offer":       (*session).handleOffer,
-	"answer":      (*session).handleAnswer,
-	"candidate":   (*session).handleCandidate,
-	"restart_ice": (*session).handleRestartICE,
-	"mute":        (*session).handleMute,
-	"subscribe":   (*session).handleSubscribe,
-	"unsubscribe": (*session).handleSubscribe,
-	"chat":        (*session).handleChat,
-	"ping":        (*session).handlePing,
-	"leave":       (*session).handleLeave,
+	"offer":          (*session).handleOffer,
+	"answer":         (*session).handleAnswer,
+	"candidate":      (*session).handleCandidate,
+	"restart_ice":    (*session).handleRestartICE,
+	"mute":           (*session).handleMute,
+	"subscribe":      (*session).handleSubscribe,
+	"unsubscribe":    (*session).handleSubscribe,
+	"track_settings": (*session).handleTrackSettings,
+	"chat":           (*session).handleChat,
+	"ping":           (*session).handlePing,
+	"leave":          (*session).handleLeave,
 }
 
 // send queues a message; a client too slow to take it is dropped.

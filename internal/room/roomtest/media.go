@@ -204,6 +204,11 @@ func (s *Session) Subscribe(trackSIDs []string, subscribe bool) error {
 	return s.record("Subscribe", trackSIDs, subscribe)
 }
 
+// SetTrackSettings implements room.MediaSession.
+func (s *Session) SetTrackSettings(trackSIDs []string, settings room.TrackSettings) error {
+	return s.record("SetTrackSettings", trackSIDs, settings)
+}
+
 // Start implements room.MediaSession.
 func (s *Session) Start() {
 	_ = s.record("Start")

@@ -1,0 +1,302 @@
+package sfu
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quartet-rtc/quartet/internal/bwe"
+	"github.com/quartet-rtc/quartet/internal/room"
+)
+
+// How often a subscriber's bandwidth is shared out again, and how soon
+// after a change (a track added, preferences) it is.
+const (
+	allocInterval = 500 * time.Millisecond
+	allocSoon     = 20 * time.Millisecond
+)
+
+// Probing: when the estimate keeps a track below what its subscriber
+// wants, padding raises the send rate for probeDuration, at most once per
+// probeInterval, to find out whether the path carries more.
+const (
+	probeDuration = 800 * time.Millisecond
+	probeInterval = 1500 * time.Millisecond
+	probeTick     = 10 * time.Millisecond
+	paddingSize   = 255 // the most RTP padding one packet can carry
+)
+
+// audioReserve is what an audio track is assumed to cost before it is
+// measured.
+const audioReserve = 40_000
+
+// congestionLoss is the loss rate that counts as congestion.
+const congestionLoss = 0.05
+
+// unconstrained is the budget while the link has shown no congestion.
+const unconstrained = 1 << 40
+
+// downAlloc is the allocator's state of one down track.
+type downAlloc struct {
+	rate   int         // of the option chosen last, bits per second; allocator only
+	paused atomic.Bool // by bandwidth, as the subscriber was told
+	// want is the highest layer the subscriber's preferences ask for (-1:
+	// disabled), which decides what the publisher sends (dynacast).
+	want atomic.Int32
+}
+
+// allocDown is a video subscription with the subscriber's settings for it.
+type allocDown struct {
+	*subscription
+	settings room.TrackSettings
+}
+
+// allocator shares one subscriber connection's estimated bandwidth among
+// the video tracks it receives; audio is never paused. It runs on a timer
+// goroutine, one run at a time.
+type allocator struct {
+	sub *subscriber
+	est *bwe.Estimator
+
+	run       sync.Mutex // one run at a time; close waits for the last
+	timer     *time.Timer
+	probing   bool
+	lastProbe time.Time
+	// constrained: the link has shown congestion, and the estimate limits
+	// what is sent.
+	constrained bool
+	probes      sync.WaitGroup
+}
+
+func newAllocator(sub *subscriber, est *bwe.Estimator) *allocator {
+	a := &allocator{sub: sub, est: est}
+	a.timer = time.AfterFunc(allocInterval, a.tick)
+	return a
+}
+
+// soon makes the next run happen shortly.
+func (a *allocator) soon() { a.timer.Reset(allocSoon) }
+
+// stop ends the runs and waits for the one in progress and any probe.
+func (a *allocator) stop() {
+	a.timer.Stop()
+	a.run.Lock()
+	a.timer.Stop() // a run in progress rescheduled it
+	a.run.Unlock()
+	a.probes.Wait()
+}
+
+func (a *allocator) tick() {
+	a.run.Lock()
+	defer a.run.Unlock()
+	downs, ok := a.sub.videoDowns()
+	if !ok {
+		return // closed: no rescheduling
+	}
+	a.allocate(downs)
+	a.timer.Reset(allocInterval)
+}
+
+// allocate works out and applies a plan for downs.
+//
+// Like LiveKit's allocator, it gives every track what its subscriber wants
+// until the link shows congestion (delay overuse or loss): an estimate
+// that only grows by probing would otherwise hold a new subscriber below
+// a link it has never filled. From the first congestion on, the estimate is
+// the budget, and probes look for more; once the estimate covers every
+// preference again, the allocator is unconstrained again.
+func (a *allocator) allocate(downs []allocDown) {
+	if len(downs) == 0 {
+		return
+	}
+	r := a.sub.p.router
+	speakers := r.speakers()
+	stats := a.est.Stats()
+	if stats.DelayState == bwe.DelayOveruse || stats.Loss > congestionLoss {
+		a.constrained = true
+	}
+	budget := unconstrained
+	if a.constrained {
+		budget = stats.Estimate - a.sub.audioRate()
+	}
+	tracks := make([]allocTrack, len(downs))
+	for i, s := range downs {
+		tracks[i] = allocTrack{priority: trackPriority(s.up, speakers), order: s.up.info.SID,
+			options: trackOptions(s.up, s.settings), prevRate: s.alloc.rate}
+	}
+	p := allocate(budget, tracks)
+	for i, s := range downs {
+		a.apply(s, tracks[i], p.choice[i])
+	}
+	a.sub.p.e.stats.estimates.Observe(float64(stats.Estimate))
+	switch {
+	case !a.constrained:
+	case p.short == 0:
+		a.constrained = false
+	case !a.probing && time.Since(a.lastProbe) > probeInterval:
+		// Up to the estimate again on top of what is sent: a probe that
+		// gets through doubles it.
+		a.startProbe(downs, min(p.short, max(stats.Estimate, 100_000)))
+	}
+}
+
+// apply sends track t of s its chosen option, and tells the subscriber
+// when the track is paused for bandwidth or resumed.
+func (a *allocator) apply(s allocDown, t allocTrack, choice int) {
+	switch {
+	case len(t.options) == 0: // disabled by the subscriber, or nothing flows
+		s.alloc.rate = 0
+		if s.settings.Disabled {
+			s.setTarget(-1, -1)
+		} else {
+			s.setTarget(lowestFlowing(s.up), -1)
+		}
+		a.setPaused(s, false)
+	case choice < 0:
+		s.alloc.rate = 0
+		s.setTarget(-1, -1)
+		a.setPaused(s, true)
+	default:
+		o := t.options[choice]
+		s.alloc.rate = o.rate
+		s.setTarget(o.spatial, o.temporal)
+		a.setPaused(s, false)
+	}
+}
+
+func (a *allocator) setPaused(s allocDown, paused bool) {
+	if s.alloc.paused.Swap(paused) == paused {
+		return
+	}
+	stats := a.sub.p.e.stats
+	if paused {
+		stats.paused.Add(1)
+		a.sub.p.events.StreamState(s.up.info.SID, room.StreamPaused, room.ReasonBandwidth)
+		return
+	}
+	stats.paused.Add(-1)
+	a.sub.p.events.StreamState(s.up.info.SID, room.StreamActive, "")
+}
+
+// startProbe sends rate bits per second of padding for probeDuration on
+// the video tracks being sent, at their frame boundaries.
+func (a *allocator) startProbe(downs []allocDown, rate int) {
+	// Padding goes on the video tracks, those paused included: their
+	// numbering is the server's.
+	sending := make([]*subscription, 0, len(downs))
+	for _, s := range downs {
+		sending = append(sending, s.subscription)
+	}
+	if len(sending) == 0 {
+		return
+	}
+	a.probing, a.lastProbe = true, time.Now()
+	a.probes.Add(1)
+	go func() {
+		defer a.probes.Done()
+		a.probe(sending, rate)
+		a.run.Lock()
+		a.probing = false
+		a.run.Unlock()
+	}()
+}
+
+func (a *allocator) probe(sending []*subscription, rate int) {
+	t := time.NewTicker(probeTick)
+	defer t.Stop()
+	perTick := rate / 8 * int(probeTick) / int(time.Second) / paddingSize
+	owed, sent := 0, 0
+	for end := time.Now().Add(probeDuration); time.Now().Before(end); <-t.C {
+		owed += max(perTick, 1)
+		for _, s := range sending {
+			if owed == 0 || s.closed.Load() {
+				continue
+			}
+			n := s.sendPadding(owed, paddingSize)
+			owed -= n
+			sent += n
+		}
+		owed = min(owed, maxPaddingBurst) // behind a long frame: don't burst
+	}
+	a.sub.p.stats.padding.Add(uint64(sent * paddingSize))
+}
+
+// trackPriority ranks a video track: screen shares first, then the
+// cameras of active speakers, then the rest.
+func trackPriority(up *UpTrack, speakers map[string]bool) int {
+	switch {
+	case up.info.Source == room.SourceScreen:
+		return priorityScreen
+	case speakers[up.info.ParticipantSID]:
+		return prioritySpeaker
+	}
+	return priorityOther
+}
+
+// trackOptions lists the ways to send up that settings allow, cheapest
+// first: each flowing spatial layer up to the preferred one, and under the
+// lowest, its VP8 temporal layers.
+func trackOptions(up *UpTrack, settings room.TrackSettings) []allocOption {
+	if settings.Disabled {
+		return nil
+	}
+	top := preferredLayer(up.info.Layers, settings)
+	var opts []allocOption
+	for s := 0; s <= top && s < len(up.layers); s++ {
+		if !up.layers[s].active.Load() {
+			continue
+		}
+		full := up.rate(s, -1)
+		if len(opts) == 0 && up.vp8 { // temporal layers help only below the lowest spatial one
+			for t := 0; t < maxTemporal-1; t++ {
+				if r := up.rate(s, t); r > 0 && r < full*9/10 {
+					opts = append(opts, allocOption{spatial: s, temporal: t, rate: r})
+				}
+			}
+		}
+		if len(opts) == 0 || full > opts[len(opts)-1].rate {
+			opts = append(opts, allocOption{spatial: s, temporal: -1, rate: full})
+		}
+	}
+	return opts
+}
+
+// preferredLayer is the highest spatial layer the subscriber wants: no
+// better than its quality cap, and the smallest that covers its rendered
+// size when the layers' sizes are known.
+func preferredLayer(layers []room.Layer, settings room.TrackSettings) int {
+	if len(layers) == 0 {
+		return 0
+	}
+	top := len(layers) - 1
+	if settings.MaxQuality != "" {
+		rank := room.QualityRank(settings.MaxQuality)
+		for top > 0 && room.QualityRank(layers[top].Quality) > rank {
+			top--
+		}
+	}
+	if settings.Width <= 0 && settings.Height <= 0 {
+		return top
+	}
+	for i := 0; i < top; i++ {
+		l := layers[i]
+		if l.Width == 0 || l.Height == 0 {
+			return top // sizes unknown: the cap decides
+		}
+		// 10% short still looks sharp, and saves a layer's worth of bits.
+		if l.Width*10 >= settings.Width*9 && l.Height*10 >= settings.Height*9 {
+			return i
+		}
+	}
+	return top
+}
+
+// lowestFlowing is the lowest layer of up that flows, or 0.
+func lowestFlowing(up *UpTrack) int {
+	for i, l := range up.layers {
+		if l.active.Load() {
+			return i
+		}
+	}
+	return 0
+}
