@@ -206,6 +206,13 @@ func (b *browser) openPage(t *testing.T, baseURL, room, name string) *browserPag
 // openPageQuery is openPage with more room page URL parameters.
 func (b *browser) openPageQuery(t *testing.T, baseURL, room, name string, query url.Values) *browserPage {
 	t.Helper()
+	return b.openPageScript(t, baseURL, room, name, query, smallVideoScript)
+}
+
+// openPageScript is openPageQuery with script, instead of smallVideoScript,
+// run in the page before its own.
+func (b *browser) openPageScript(t *testing.T, baseURL, room, name string, query url.Values, script string) *browserPage {
+	t.Helper()
 	// The browser's cleanup closes the tab, after dumping it on failure.
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	p := &browserPage{name: name, ctx: ctx, close: cancel}
@@ -234,7 +241,7 @@ func (b *browser) openPageQuery(t *testing.T, baseURL, room, name string, query 
 	pageURL := fmt.Sprintf("%s/r/%s?%s", baseURL, url.PathEscape(room), q.Encode())
 	addScript := chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tgt, page.AddScriptToEvaluateOnNewDocument,
-			page.AddScriptToEvaluateOnNewDocumentParams{Source: smallVideoScript})
+			page.AddScriptToEvaluateOnNewDocumentParams{Source: script})
 		return err
 	})
 	stepCtx, stepCancel := context.WithTimeout(ctx, joinTimeout)
