@@ -42,8 +42,10 @@ type plan struct {
 	choice []int
 	used   int // bits per second the choices cost
 	// short is how much more bandwidth would give every track the best
-	// option its preferences allow: what a probe should look for.
-	short int
+	// option its preferences allow; next is how much more the next
+	// upgrade of the first track (by priority) below its best needs: what
+	// a probe should look for.
+	short, next int
 }
 
 // allocate shares budget (bits per second) among tracks: first every
@@ -82,6 +84,16 @@ func allocate(budget int, tracks []allocTrack) plan {
 				left -= t.options[next].rate - t.options[c].rate
 				p.choice[i] = next
 				break
+			}
+		}
+	}
+	for _, i := range order {
+		t := &tracks[i]
+		if c := p.choice[i]; p.next == 0 && len(t.options) > 0 && c < len(t.options)-1 {
+			if c < 0 {
+				p.next = t.options[0].rate
+			} else {
+				p.next = t.options[c+1].rate - t.options[c].rate
 			}
 		}
 	}

@@ -1,6 +1,10 @@
 package sfu
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,10 +24,14 @@ const (
 // wants, padding raises the send rate for probeDuration, at most once per
 // probeInterval, to find out whether the path carries more.
 const (
-	probeDuration = 800 * time.Millisecond
-	probeInterval = 1500 * time.Millisecond
-	probeTick     = 10 * time.Millisecond
-	paddingSize   = 255 // the most RTP padding one packet can carry
+	probeDuration = 600 * time.Millisecond
+	probeInterval = 2 * time.Second
+	// maxProbeWait is the longest wait after probes that found nothing:
+	// each one that fails doubles the wait, so a link that is full is not
+	// filled over and over.
+	maxProbeWait = 30 * time.Second
+	probeTick    = 10 * time.Millisecond
+	paddingSize  = 255 // the most RTP padding one packet can carry
 )
 
 // audioReserve is what an audio track is assumed to cost before it is
@@ -62,14 +70,17 @@ type allocator struct {
 	timer     *time.Timer
 	probing   bool
 	lastProbe time.Time
+	probeWait time.Duration // before the next probe
+	probeGoal int           // the estimate the last probe looked for
 	// constrained: the link has shown congestion, and the estimate limits
 	// what is sent.
 	constrained bool
+	lastPlan    string // as last logged
 	probes      sync.WaitGroup
 }
 
 func newAllocator(sub *subscriber, est *bwe.Estimator) *allocator {
-	a := &allocator{sub: sub, est: est}
+	a := &allocator{sub: sub, est: est, probeWait: probeInterval}
 	a.timer = time.AfterFunc(allocInterval, a.tick)
 	return a
 }
@@ -129,14 +140,47 @@ func (a *allocator) allocate(downs []allocDown) {
 		a.apply(s, tracks[i], p.choice[i])
 	}
 	a.sub.p.e.stats.estimates.Observe(float64(stats.Estimate))
+	if a.probeGoal > 0 && !a.probing { // the last probe's verdict
+		if stats.Estimate >= a.probeGoal {
+			a.probeWait = probeInterval
+		} else {
+			a.probeWait = min(2*a.probeWait, maxProbeWait)
+		}
+		a.probeGoal = 0
+	}
+	a.logPlan(downs, tracks, p, stats, budget)
 	switch {
 	case !a.constrained:
 	case p.short == 0:
 		a.constrained = false
-	case !a.probing && time.Since(a.lastProbe) > probeInterval:
-		// Up to the estimate again on top of what is sent: a probe that
-		// gets through doubles it.
-		a.startProbe(downs, min(p.short, max(stats.Estimate, 100_000)))
+	case !a.probing && time.Since(a.lastProbe) > a.probeWait && p.next > 0:
+		// Padding for the next upgrade, with its margin, on top of what
+		// is sent: if it gets through, the estimate covers the upgrade.
+		rate := p.next * (upgradeMargin + 10) / 100
+		a.probeGoal = p.used + a.sub.audioRate() + rate
+		a.startProbe(downs, rate)
+	}
+}
+
+// logPlan logs the allocation when it changed.
+func (a *allocator) logPlan(downs []allocDown, tracks []allocTrack, p plan, stats bwe.Stats, budget int) {
+	log := a.sub.p.log
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	var b strings.Builder
+	for i, s := range downs {
+		if c := p.choice[i]; c >= 0 {
+			o := tracks[i].options[c]
+			fmt.Fprintf(&b, "%s:%d/%d@%d ", s.up.info.SID, o.spatial, o.temporal, o.rate/1000)
+		} else {
+			fmt.Fprintf(&b, "%s:off ", s.up.info.SID)
+		}
+	}
+	if text := b.String(); text != a.lastPlan {
+		a.lastPlan = text
+		log.Debug("allocation", "plan", text, "estimate", stats.Estimate, "budget", budget, "acked", stats.AckedBitrate,
+			"loss", stats.Loss, "delay", stats.DelayState.String(), "constrained", a.constrained, "probe_wait", a.probeWait)
 	}
 }
 
@@ -207,6 +251,9 @@ func (a *allocator) probe(sending []*subscription, rate int) {
 	perTick := rate / 8 * int(probeTick) / int(time.Second) / paddingSize
 	owed, sent := 0, 0
 	for end := time.Now().Add(probeDuration); time.Now().Before(end); <-t.C {
+		if st := a.est.Stats(); st.DelayState == bwe.DelayOveruse || st.Loss > congestionLoss {
+			break // the link is full: stop before it loses media
+		}
 		owed += max(perTick, 1)
 		for _, s := range sending {
 			if owed == 0 || s.closed.Load() {
