@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs Quartet's whole test suite: unit, integration (pion clients),
 # fuzz seeds and end-to-end browser tests, with the race detector.
-# It installs the tools the tests need (Debian's chromium, and coturn for
-# its turnutils_* clients) when missing.
+# It installs the tools the tests need (Debian's chromium, coturn for its
+# turnutils_* clients, and iproute2's tc and util-linux's unshare for the
+# shaped-link browser test) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v turnutils_uclient >/dev/null 2>&1 || missing+=(coturn)
+command -v tc >/dev/null 2>&1 || missing+=(iproute2)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing test tools: ${missing[*]}"
