@@ -61,6 +61,12 @@ func TestHandlersCallTheMediaSession(t *testing.T) {
 			roomtest.Call{Method: "Subscribe", Args: []any{[]string{"TR_1", "TR_2"}, true}}, ""},
 		{"unsubscribe", map[string]any{"type": "unsubscribe", "trackSids": []string{"TR_1"}},
 			roomtest.Call{Method: "Subscribe", Args: []any{[]string{"TR_1"}, false}}, ""},
+		{"track_settings", map[string]any{"type": "track_settings", "trackSids": []string{"TR_1"}, "quality": "low",
+			"width": 320, "height": 180},
+			roomtest.Call{Method: "SetTrackSettings", Args: []any{[]string{"TR_1"},
+				room.TrackSettings{MaxQuality: "low", Width: 320, Height: 180}}}, ""},
+		{"track_settings disabled", map[string]any{"type": "track_settings", "trackSids": []string{"TR_1"}, "enabled": false},
+			roomtest.Call{Method: "SetTrackSettings", Args: []any{[]string{"TR_1"}, room.TrackSettings{Disabled: true}}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,6 +251,9 @@ func TestMediaEventsReachTheClientInOrder(t *testing.T) {
 	ev.LocalCandidate(room.TargetSubscriber, cand)
 	ev.LocalCandidate(room.TargetSubscriber, nil)
 
+	ev.StreamState("TR_b", room.StreamPaused, room.ReasonBandwidth)
+	ev.SubscribedLayers("TR_a", []room.LayerState{{RID: "q", Active: true}, {RID: "f", Active: false}})
+
 	a := c.expect("answer")
 	var answerTracks []room.TrackInfo
 	if err := json.Unmarshal(a.Tracks, &answerTracks); err != nil || a.Target != room.TargetPublisher ||
@@ -266,6 +275,13 @@ func TestMediaEventsReachTheClientInOrder(t *testing.T) {
 	if m := c.expect("candidate"); m.Target != room.TargetSubscriber || m.Candidate != nil ||
 		!strings.Contains(m.raw, `"candidate":null`) {
 		t.Errorf("end of candidates = %s", m)
+	}
+	if m := c.expect("stream_state"); m.raw != `{"type":"stream_state","trackSid":"TR_b","state":"paused","reason":"bandwidth"}` {
+		t.Errorf("stream_state = %s", m)
+	}
+	if m := c.expect("subscribed_layers"); m.raw !=
+		`{"type":"subscribed_layers","trackSid":"TR_a","layers":[{"rid":"q","active":true},{"rid":"f","active":false}]}` {
+		t.Errorf("subscribed_layers = %s", m)
 	}
 }
 
