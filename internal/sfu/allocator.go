@@ -162,7 +162,7 @@ func (a *allocator) allocate(downs []allocDown) {
 	}
 }
 
-// logPlan logs the allocation when it changed.
+// logPlan logs the allocation when a layer choice changed.
 func (a *allocator) logPlan(downs []allocDown, tracks []allocTrack, p plan, stats bwe.Stats, budget int) {
 	log := a.sub.p.log
 	if !log.Enabled(context.Background(), slog.LevelDebug) {
@@ -172,14 +172,14 @@ func (a *allocator) logPlan(downs []allocDown, tracks []allocTrack, p plan, stat
 	for i, s := range downs {
 		if c := p.choice[i]; c >= 0 {
 			o := tracks[i].options[c]
-			fmt.Fprintf(&b, "%s:%d/%d@%d ", s.up.info.SID, o.spatial, o.temporal, o.rate/1000)
+			fmt.Fprintf(&b, "%s:%d/%d ", s.up.info.SID, o.spatial, o.temporal)
 		} else {
 			fmt.Fprintf(&b, "%s:off ", s.up.info.SID)
 		}
 	}
 	if text := b.String(); text != a.lastPlan {
 		a.lastPlan = text
-		log.Debug("allocation", "plan", text, "estimate", stats.Estimate, "budget", budget, "acked", stats.AckedBitrate,
+		log.Debug("allocation", "plan", text, "used", p.used, "estimate", stats.Estimate, "budget", budget, "acked", stats.AckedBitrate,
 			"loss", stats.Loss, "delay", stats.DelayState.String(), "constrained", a.constrained, "probe_wait", a.probeWait)
 	}
 }

@@ -73,8 +73,9 @@ func (d *DownTrack) updateInterestLocked() {
 	d.interest.Store(mask)
 }
 
-// restartAtKeyframe makes video wait for the next keyframe of the target
-// layer and asks for one.
+// restartAtKeyframe makes video start afresh at the next keyframe of the
+// target layer and asks for one; for a destination that has received
+// nothing yet.
 func (d *DownTrack) restartAtKeyframe() {
 	if !d.up.video {
 		return

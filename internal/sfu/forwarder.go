@@ -244,8 +244,11 @@ func (f *forwarder) offsetFor(in uint16) (uint16, bool) {
 	return 0, false
 }
 
-// restart makes the target layer start again at a keyframe.
-func (f *forwarder) restart() { f.cur = -1 }
+// restart makes the target layer start again at a keyframe, as a new
+// stream: its destination has seen nothing yet (a subscription just bound
+// to its connection), so there is no numbering to continue, and a track
+// without simulcast keeps its publisher's numbers.
+func (f *forwarder) restart() { f.cur, f.started = -1, false }
 
 // setTarget selects the spatial and temporal layer to send; -1 pauses.
 // A temporal layer below 0 means all of them.
