@@ -249,7 +249,15 @@ func (p *Peer) AddCandidate(target string, c *room.Candidate) error {
 func (p *Peer) RestartICE() error { return p.sub.restart(false) }
 
 // Resync implements room.MediaSession.
-func (p *Peer) Resync() error { return p.sub.restart(true) }
+//
+// What the client was told while it was away is lost, so the streams paused
+// for it and the layers its tracks need are told again.
+func (p *Peer) Resync() error {
+	err := p.sub.restart(true)
+	p.sub.retellPaused()
+	p.pub.retellLayers()
+	return err
+}
 
 // restart makes a subscriber offer with fresh ICE credentials. With
 // replace, an offer still waiting for its answer is rolled back first: the

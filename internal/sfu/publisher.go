@@ -303,3 +303,19 @@ func (pub *publisher) close() {
 	}
 	pub.wg.Wait()
 }
+
+// retellLayers sends subscribed_layers again for every track of which a
+// layer is off, for a client that may have missed it.
+func (pub *publisher) retellLayers() {
+	pub.mu.Lock()
+	ups := make([]*UpTrack, 0, len(pub.ups))
+	for _, up := range pub.ups {
+		ups = append(ups, up)
+	}
+	pub.mu.Unlock()
+	for _, up := range ups {
+		if states, off := up.layerStates(); off {
+			pub.p.events.SubscribedLayers(up.info.SID, states)
+		}
+	}
+}

@@ -392,3 +392,15 @@ func (p *Peer) SetTrackSettings(trackSIDs []string, settings room.TrackSettings)
 	}
 	return nil
 }
+
+// retellPaused sends stream_state again for every track paused for
+// bandwidth, for a client that may have missed it.
+func (sub *subscriber) retellPaused() {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	for sid, s := range sub.downs {
+		if s.alloc.paused.Load() {
+			sub.p.events.StreamState(sid, room.StreamPaused, room.ReasonBandwidth)
+		}
+	}
+}

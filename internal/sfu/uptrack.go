@@ -96,7 +96,7 @@ func newUpTrack(info room.TrackInfo, codec webrtc.RTPCodecParameters, kind webrt
 		}
 		u.layers = append(u.layers, l)
 	}
-	u.dynacast = newDynacastState(count)
+	u.dynacast.init(count)
 	for _, ext := range receiver.GetParameters().HeaderExtensions {
 		if ext.URI == audioLevelURI {
 			u.audioLevelID = uint8(ext.ID)

@@ -28,7 +28,7 @@ func testUpTrack(info room.TrackInfo, codec webrtc.RTPCodecParameters, pool *syn
 		}
 		u.layers = append(u.layers, l)
 	}
-	u.dynacast = newDynacastState(len(u.layers))
+	u.dynacast.init(len(u.layers))
 	u.downs.Store(&[]*DownTrack{})
 	return u
 }
