@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,10 +35,12 @@ func inboundVideoJS(trackSid string) string {
   const rt = room.remoteTracks.find((r) => r.trackSid === %s);
   if (!rt) return { width: 0, frames: 0, freezes: 0 };
   const st = await room.subscriberPC.getStats();
-  let out = { width: 0, frames: 0, freezes: 0 };
+  let out = { width: 0, frames: 0, freezes: 0, mime: '' };
   st.forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'video' && s.mid === rt.mid) {
-      out = { width: s.frameWidth || 0, frames: s.framesDecoded || 0, freezes: s.freezeCount || 0 };
+      const codec = s.codecId && st.get(s.codecId);
+      out = { width: s.frameWidth || 0, frames: s.framesDecoded || 0, freezes: s.freezeCount || 0,
+        mime: (codec && codec.mimeType) || '' };
     }
   });
   return out;
@@ -48,6 +51,24 @@ type inboundVideo struct {
 	Width   float64 `json:"width"`
 	Frames  float64 `json:"frames"`
 	Freezes float64 `json:"freezes"`
+	Mime    string  `json:"mime"`
+}
+
+// preferCodecScript makes the page's video senders prefer one codec.
+func preferCodecScript(mime string) string {
+	return fmt.Sprintf(`(() => {
+  const add = RTCPeerConnection.prototype.addTransceiver;
+  RTCPeerConnection.prototype.addTransceiver = function (trackOrKind, init) {
+    const tr = add.call(this, trackOrKind, init);
+    const kind = typeof trackOrKind === 'string' ? trackOrKind : trackOrKind.kind;
+    if (kind === 'video' && tr.setCodecPreferences) {
+      const codecs = RTCRtpSender.getCapabilities('video').codecs;
+      const first = codecs.filter((c) => c.mimeType === %[1]s && !/packetization-mode=0/.test(c.sdpFmtpLine || ''));
+      tr.setCodecPreferences([...first, ...codecs.filter((c) => !first.includes(c))]);
+    }
+    return tr;
+  };
+})();`, jsString(mime))
 }
 
 // outboundLayersJS sums the publisher's bytes sent per rid.
@@ -79,14 +100,20 @@ func waitInbound(t *testing.T, p *browserPage, trackSid, what string, ok func(in
 }
 
 // TestBrowserSimulcastLayers: a page publishes its 1280x720 camera as
-// simulcast; of two subscriber pages, one asks for the low layer and gets
-// a 320-wide stream while the other gets the full 1280, both decoding.
-// With only the low subscriber left, the publisher stops sending its top
-// layer (dynacast).
+// simulcast, in VP8 and in H.264; of two subscriber pages, one asks for the
+// low layer and gets a 320-wide stream while the other gets the full 1280,
+// both decoding. With only the low subscriber left, the publisher stops
+// sending its top layer (dynacast).
 func TestBrowserSimulcastLayers(t *testing.T) {
+	for _, mime := range []string{"video/VP8", "video/H264"} {
+		t.Run(strings.TrimPrefix(mime, "video/"), func(t *testing.T) { testSimulcastLayers(t, mime) })
+	}
+}
+
+func testSimulcastLayers(t *testing.T, mime string) {
 	baseURL := startServer(t)
 	b := startBrowser(t)
-	pub := b.openPageScript(t, baseURL, "e2e-simulcast", "Pub", nil, hdCameraScript)
+	pub := b.openPageScript(t, baseURL, "e2e-simulcast", "Pub", nil, hdCameraScript+preferCodecScript(mime))
 	waitJoined(t, pub)
 	waitJS(t, pub, mediaTimeout, "the camera published", `window.quartet.room.localTracks.some((t) => t.source === 'camera' && t.sid)`)
 	cam := evalOK[string](t, pub, "camera sid", `window.quartet.room.localTracks.find((t) => t.source === 'camera').sid`)
@@ -103,7 +130,10 @@ func TestBrowserSimulcastLayers(t *testing.T) {
 	evalOK[bool](t, small, "ask for the low layer", fmt.Sprintf(
 		`(window.quartet.room.setTrackSettings([%s], { quality: 'low' }), true)`, jsString(cam)))
 
-	waitInbound(t, big, cam, "the 1280-wide layer", func(v inboundVideo) bool { return v.Width >= 1280 })
+	v := waitInbound(t, big, cam, "the 1280-wide layer", func(v inboundVideo) bool { return v.Width >= 1280 })
+	if v.Mime != mime {
+		t.Fatalf("Big receives %q, want %s", v.Mime, mime)
+	}
 	waitInbound(t, small, cam, "a layer at most 320 wide", func(v inboundVideo) bool { return v.Width > 0 && v.Width <= 320 })
 	// Both keep decoding what they were given.
 	waitInbound(t, big, cam, "the 1280-wide layer, still", func(v inboundVideo) bool { return v.Width >= 1280 })
