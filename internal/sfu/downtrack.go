@@ -33,6 +33,9 @@ type DownTrack struct {
 	reports bool // the destination wants sender reports
 
 	closed atomic.Bool
+	// gen mirrors the forwarder's generation for the writer, which drops
+	// queued packets of an older one.
+	gen atomic.Uint32
 	// interest has bit i set for each layer whose packets forward must
 	// look at (the one sent and the one wanted), so that packets of the
 	// other layers are passed over without taking mu.
@@ -82,6 +85,7 @@ func (d *DownTrack) restartAtKeyframe() {
 	}
 	d.mu.Lock()
 	d.fw.restart()
+	d.gen.Store(uint32(d.fw.gen))
 	d.updateInterestLocked()
 	tgt := d.fw.tgt
 	d.mu.Unlock()
@@ -205,6 +209,7 @@ func (d *DownTrack) retransmit(seqs []uint16) {
 	for _, seq := range seqs {
 		d.mu.Lock()
 		sent, ok := d.fw.lookup(seq)
+		gen := d.fw.gen
 		d.mu.Unlock()
 		if !ok {
 			continue
@@ -216,7 +221,7 @@ func (d *DownTrack) retransmit(seqs []uint16) {
 			continue
 		}
 		pkt.stripExtensions()
-		rw := rewrite{seq: sent.outSeq, ts: sent.ts, pic: sent.pic, tl0: sent.tl0, layer: sent.layer}
+		rw := rewrite{seq: sent.outSeq, ts: sent.ts, pic: sent.pic, tl0: sent.tl0, layer: sent.layer, gen: gen}
 		if d.up.vp8 {
 			rw.vp8 = pkt.parseVP8()
 		}

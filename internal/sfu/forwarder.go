@@ -22,6 +22,9 @@ type rewrite struct {
 	// layer is the spatial layer the packet came from; -1 for audio and
 	// padding.
 	layer int8
+	// gen is the forwarder's generation when the packet was numbered: a
+	// packet still queued from before a fresh restart is not sent.
+	gen uint8
 }
 
 // sentPacket is what a down track remembers of a packet it sent, to map a
@@ -59,7 +62,8 @@ type forwarder struct {
 	vp8       bool // VP8: rewrite picture ids, filter temporal layers
 	clockRate uint32
 
-	started    bool // something was sent: later starts continue its numbering
+	started    bool  // something was sent: later starts continue its numbering
+	gen        uint8 // counts fresh restarts
 	cur, tgt   int  // spatial layer sent and wanted; -1 none / paused
 	curT, tgtT int  // VP8 temporal layer sent and wanted
 
@@ -130,7 +134,7 @@ func (f *forwarder) admit(p *packet, layer int, now func() time.Time) (rewrite, 
 			return rewrite{}, actIgnore
 		}
 	}
-	rw := rewrite{seq: in + off, ts: p.hdr.Timestamp + f.tsOff, layer: int8(layer)}
+	rw := rewrite{seq: in + off, ts: p.hdr.Timestamp + f.tsOff, layer: int8(layer), gen: f.gen}
 	if f.vp8 && p.hasVP8 {
 		rw.vp8 = true
 		rw.pic = p.vp8.PictureID + f.picOff
@@ -247,8 +251,9 @@ func (f *forwarder) offsetFor(in uint16) (uint16, bool) {
 // restart makes the target layer start again at a keyframe, as a new
 // stream: its destination has seen nothing yet (a subscription just bound
 // to its connection), so there is no numbering to continue, and a track
-// without simulcast keeps its publisher's numbers.
-func (f *forwarder) restart() { f.cur, f.started = -1, false }
+// without simulcast keeps its publisher's numbers. What was numbered
+// before, and may still be queued, belongs to an older generation.
+func (f *forwarder) restart() { f.cur, f.started, f.gen = -1, false, f.gen+1 }
 
 // setTarget selects the spatial and temporal layer to send; -1 pauses.
 // A temporal layer below 0 means all of them.
@@ -276,7 +281,7 @@ func (f *forwarder) padding(rws []rewrite) int {
 	for i := range rws {
 		f.lastOut++
 		f.seqOff++
-		rws[i] = rewrite{seq: f.lastOut, ts: f.lastOutTS, layer: -1}
+		rws[i] = rewrite{seq: f.lastOut, ts: f.lastOutTS, layer: -1, gen: f.gen}
 		f.hist[f.lastOut%histSize] = sentPacket{outSeq: f.lastOut, layer: -1}
 	}
 	f.pushRange(f.lastIn+1, f.seqOff, false)

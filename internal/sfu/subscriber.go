@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -331,6 +332,8 @@ func (sub *subscriber) videoDowns() ([]allocDown, bool) {
 			out = append(out, allocDown{subscription: s, settings: sub.settings[sid]})
 		}
 	}
+	// In a stable order, so that a plan logged reads the same when it is.
+	slices.SortFunc(out, func(a, b allocDown) int { return strings.Compare(a.up.info.SID, b.up.info.SID) })
 	return out, true
 }
 

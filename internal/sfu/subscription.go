@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"slices"
+	"sync/atomic"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -18,20 +19,26 @@ type subscription struct {
 	sender *webrtc.RTPSender // set when added to the connection
 }
 
-// boundTrack is a TrackLocalStaticRTP that reports when pion binds it to a
-// negotiated sender, the moment a subscriber can first receive packets.
+// boundTrack is a TrackLocalStaticRTP that reports when pion first binds
+// it to a negotiated sender, the moment a subscriber can first receive
+// packets. pion may bind it again on a later negotiation: the subscriber
+// has received the stream by then, whose numbering goes on (what went
+// nowhere in between is a gap it NACKs).
 type boundTrack struct {
 	*webrtc.TrackLocalStaticRTP
 	onBind func()
+	bound  atomic.Bool
 }
 
-// Bind implements webrtc.TrackLocal.
+// Bind implements webrtc.TrackLocal. onBind runs before the binding
+// exists: a packet that slipped through between the two would reach the
+// subscriber ahead of the keyframe it restarts at, and the numbers
+// skipped up to that keyframe would look lost.
 func (b *boundTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	c, err := b.TrackLocalStaticRTP.Bind(ctx)
-	if err == nil {
+	if !b.bound.Swap(true) {
 		b.onBind()
 	}
-	return c, err
+	return b.TrackLocalStaticRTP.Bind(ctx)
 }
 
 func newSubscription(up *UpTrack, out *writer) (*subscription, error) {

@@ -88,6 +88,7 @@ func (w *writer) loop() {
 func (w *writer) write(q queued) {
 	switch {
 	case q.down.closed.Load():
+	case q.rw.gen != uint8(q.down.gen.Load()): // numbered before a fresh restart
 	case q.pkt.report != nil:
 		q.down.dst.senderReport(q.pkt.report)
 	default:
