@@ -64,8 +64,8 @@ type forwarder struct {
 
 	started    bool  // something was sent: later starts continue its numbering
 	gen        uint8 // counts fresh restarts
-	cur, tgt   int  // spatial layer sent and wanted; -1 none / paused
-	curT, tgtT int  // VP8 temporal layer sent and wanted
+	cur, tgt   int   // spatial layer sent and wanted; -1 none / paused
+	curT, tgtT int   // VP8 temporal layer sent and wanted
 
 	seqOff  uint16
 	ranges  [maxRanges]seqRange // oldest first; the last holds seqOff
