@@ -5,6 +5,8 @@
 //   - fan-out: one video+audio publisher (1.5 Mbps) to 25, 50, 100 and 200
 //     subscribers;
 //   - meeting: 8 publishers who all see each other, and 16 audio-only;
+//   - simulcast: the 100-subscriber fan-out and the 8×8 meeting with three
+//     VP8 layers, the receivers' preferences spread over them;
 //   - join storm: one publisher, then 100 subscribers joining at 20/s
 //     (time to first media, keyframe wait);
 //   - idle signaling: 2,000 connected participants without media (server

@@ -73,6 +73,7 @@ func (res *results) markdown(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n%s%s; %s; %s\n", res.Quartet, tree, res.Machine, res.Started.Format("2006-01-02"))
 	res.mediaTable(w)
+	res.simulcastTable(w)
 	res.joinTable(w)
 	res.idleTable(w)
 	res.udpLimitTables(w)
@@ -98,17 +99,51 @@ func (res *results) mediaTable(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\n| scenario | participants | steady s | forwarded packets | forwarded packets/s | server CPU s | "+
 		"server CPU s per 1,000 forwarded | forwarded per CPU-second | of udplimit batch | of udplimit best | "+
-		"delivered Mbps | loss | latency p50 / p99 ms | SFU drops | server cores (idle) | generator cores | other cores | "+
-		"generator CPU s (whole run) | peak RSS MiB | status |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+		"delivered Mbps | loss | latency p50 / p99 ms | SFU drops | server cores (idle) | subscriber video streams | streams per server core | "+
+		"generator cores | other cores | generator CPU s (whole run) | peak RSS MiB | status |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rows {
 		rep := r.Report
-		fmt.Fprintf(w, "| %s | %d | %.1f | %s | %s | %.2f | %.4f | %s | %s | %s | %.1f | %.3f%% | %.1f / %.1f | %s | %.2f (%.3f) | %.2f | %.2f | %.1f | %.0f | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %.1f | %s | %s | %.2f | %.4f | %s | %s | %s | %.1f | %.3f%% | %.1f / %.1f | %s | %.2f (%.3f) | %d | %s | %.2f | %.2f | %.1f | %.0f | %s |\n",
 			r.Scenario, rep.Joined, r.SteadySeconds, thousands(r.ForwardedPackets), thousands(r.ForwardedPerSecond),
 			r.ServerCPUSeconds, r.ServerCPUSecondsPer1000, thousands(r.ForwardedPerCPUSecond),
 			fraction(r.UDPLimitBatchFraction, ""), fraction(r.UDPLimitBestFraction, r.UDPLimitBestMode),
 			rep.ReceivedMbps, rep.Loss*100, rep.Latency.P50, rep.Latency.P99, thousands(r.DroppedPackets),
-			r.ServerCores, r.ServerIdleCores, r.GeneratorCores, r.OtherCores, r.GeneratorCPUSeconds, mib(r.Memory.PeakRSS), r.Status)
+			r.ServerCores, r.ServerIdleCores, r.SubscriberStreams, thousands(r.StreamsPerServerCore),
+			r.GeneratorCores, r.OtherCores, r.GeneratorCPUSeconds, mib(r.Memory.PeakRSS), r.Status)
+	}
+}
+
+// simulcastTable shows what the receivers of simulcast scenarios got, by
+// layer.
+func (res *results) simulcastTable(w io.Writer) {
+	var rows []result
+	for _, r := range res.byKind(kindFanout, kindMeeting) {
+		if r.Report.Simulcast {
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\n| simulcast scenario | layers kbit/s | receivers' quality | video packets received low / medium / high | streams paused | subscriber video streams | streams per server core |")
+	fmt.Fprintln(w, "|---|---|---|---|---:|---:|---:|")
+	for _, r := range rows {
+		rep := r.Report
+		kbps := make([]string, len(rep.SimulcastLayers))
+		for i, b := range rep.SimulcastLayers {
+			kbps[i] = strconv.Itoa(b / 1000)
+		}
+		pkts := make([]string, len(rep.LayerPackets))
+		for i, n := range rep.LayerPackets {
+			pkts[i] = thousands(float64(n))
+		}
+		quality := "high (default)"
+		if rep.QualitySpread {
+			quality = "low, medium, high in turn"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %d | %d | %s |\n", r.Scenario, strings.Join(kbps, " / "), quality,
+			strings.Join(pkts, " / "), rep.PausedStreams, r.SubscriberStreams, thousands(r.StreamsPerServerCore))
 	}
 }
 

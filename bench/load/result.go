@@ -49,6 +49,12 @@ type result struct {
 	DroppedPackets            float64 `json:"dropped_packets"`       // window, quartet_dropped_packets_total
 	RetransmittedPackets      float64 `json:"retransmitted_packets"` // window
 	HostUDPReceiveBufferDrops int64   `json:"host_udp_rcvbuf_drops"` // whole run, /proc/net/snmp
+	// SubscriberStreams are the video tracks the receivers got (each with
+	// its publisher's audio), and StreamsPerServerCore how many of them one
+	// core of server CPU carried in the window: the figure LiveKit
+	// publishes (about 200 per core for its simulcast fan-out).
+	SubscriberStreams    int     `json:"subscriber_streams"`
+	StreamsPerServerCore float64 `json:"streams_per_server_core,omitempty"`
 
 	Memory memoryResult `json:"memory"`
 
@@ -151,6 +157,12 @@ func (r *result) window(samples []sample, from, to time.Time) {
 	if r.ForwardedPackets > 0 && r.ServerCPUSeconds > 0 {
 		r.ServerCPUSecondsPer1000 = r.ServerCPUSeconds / r.ForwardedPackets * 1000
 		r.ForwardedPerCPUSecond = r.ForwardedPackets / r.ServerCPUSeconds
+	}
+	if r.Report != nil {
+		r.SubscriberStreams = r.Report.ReceivedVideoTracks
+		if r.ServerCores > 0 {
+			r.StreamsPerServerCore = float64(r.SubscriberStreams) / r.ServerCores
+		}
 	}
 }
 

@@ -43,6 +43,19 @@ func scenarios() []scenario {
 			args:     []string{"--publishers", "8", "--subscribers", "0"},
 			duration: 20 * time.Second, quick: 6 * time.Second,
 		},
+		// Simulcast (issue 10): three VP8 layers, 150 k + 500 k + 1.7 M, and
+		// the subscribers' preferences spread over them (track_settings
+		// quality low, medium, high in turn), so every layer is forwarded.
+		scenario{
+			name: "simulcast-fanout-100", kind: kindFanout, participants: 101, fanout: 100,
+			args:     []string{"--publishers", "1", "--subscribers", "100", "--simulcast", "--quality-spread"},
+			duration: 20 * time.Second, quick: 6 * time.Second,
+		},
+		scenario{
+			name: "simulcast-meeting-8x8", kind: kindMeeting, participants: 8,
+			args:     []string{"--publishers", "8", "--subscribers", "0", "--simulcast", "--quality-spread"},
+			duration: 20 * time.Second, quick: 6 * time.Second,
+		},
 		scenario{
 			name: "meeting-16x16-audio", kind: kindMeeting, participants: 16,
 			args:     []string{"--publishers", "16", "--subscribers", "0", "--video=false"},

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/quartet-rtc/quartet/internal/auth"
+	"github.com/quartet-rtc/quartet/internal/client"
 	"github.com/quartet-rtc/quartet/internal/loadtest"
 )
 
@@ -33,6 +34,10 @@ func loadTest(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.FPS, "fps", cfg.FPS, "")
 	fs.DurationVar(&cfg.KeyframeInterval, "keyframe-interval", cfg.KeyframeInterval, "")
 	fs.BoolVar(&cfg.Audio, "audio", cfg.Audio, "")
+	fs.BoolVar(&cfg.Simulcast, "simulcast", false, "")
+	layers := fs.String("simulcast-layers", "", "")
+	fs.IntVar(&cfg.TemporalLayers, "temporal-layers", 1, "")
+	fs.BoolVar(&cfg.QualitySpread, "quality-spread", false, "")
 	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", 0, "")
 	fs.BoolVar(&cfg.SignalingOnly, "signaling-only", false, "")
 	fs.StringVar(&cfg.APIKey, "api-key", cfg.APIKey, "")
@@ -50,6 +55,12 @@ func loadTest(args []string, stdout, stderr io.Writer) error {
 	var err error
 	if cfg.VideoBitrate, err = parseBitrate(*bitrate); err != nil {
 		return flagError(err)
+	}
+	if *layers != "" {
+		if cfg.SimulcastLayers, err = parseLayers(*layers); err != nil {
+			return flagError(err)
+		}
+		cfg.Simulcast = true
 	}
 	cfg.MaxLoss = *maxLoss / 100
 	cfg.Log = newLogger(*logLevel, "text", stderr)
@@ -74,6 +85,31 @@ func loadTest(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("loadtest failed: %w", err)
 	}
 	return nil
+}
+
+// parseLayers reads simulcast layers, lowest first, as
+// rid:WIDTHxHEIGHT:BITRATE,... (e.g. q:320x180:150k,h:640x360:500k).
+func parseLayers(s string) ([]client.SimulcastLayer, error) {
+	var layers []client.SimulcastLayer
+	for _, spec := range strings.Split(s, ",") {
+		parts := strings.Split(strings.TrimSpace(spec), ":")
+		bad := fmt.Errorf("loadtest: --simulcast-layers %q: want rid:WIDTHxHEIGHT:BITRATE,..., e.g. q:320x180:150k,h:640x360:500k,f:1280x720:1.7M", s)
+		if len(parts) != 3 || parts[0] == "" {
+			return nil, bad
+		}
+		w, h, ok := strings.Cut(parts[1], "x")
+		width, err1 := strconv.Atoi(w)
+		height, err2 := strconv.Atoi(h)
+		if !ok || err1 != nil || err2 != nil || width <= 0 || height <= 0 {
+			return nil, bad
+		}
+		rate, err := parseBitrate(parts[2])
+		if err != nil {
+			return nil, bad
+		}
+		layers = append(layers, client.SimulcastLayer{RID: parts[0], Width: width, Height: height, MaxBitrate: rate})
+	}
+	return layers, nil
 }
 
 // parseBitrate reads bits per second, with an optional k or M suffix.

@@ -73,6 +73,14 @@ it exits 1 when a participant failed or loss exceeded --max-loss):
   --video-bitrate B      video bits per second, e.g. 800k or 1.5M (default 1.5M)
   --fps N                video frames per second (default 30)
   --keyframe-interval D  video keyframe period, besides answering PLIs (default 3s)
+  --simulcast            publish video as simulcast: three VP8 layers, rids q/h/f,
+                         320x180 150k, 640x360 500k, 1280x720 1.7M (--video-bitrate
+                         is then unused)
+  --simulcast-layers L   the layers, lowest first, as rid:WIDTHxHEIGHT:BITRATE,...
+                         (e.g. q:320x180:150k,f:1280x720:1.7M; implies --simulcast)
+  --temporal-layers N    3: every video layer as VP8 L1T3 (default 1)
+  --quality-spread       receivers ask (track_settings) for quality low, medium
+                         and high of each simulcast track in turn
   --max-subscriptions N  each participant joins with autoSubscribe false and
                          receives only the first N other publishers it learns
                          of (default 0: every publisher)

@@ -244,6 +244,40 @@ func TestLoadtestCommand(t *testing.T) {
 	}
 }
 
+// `quartet loadtest --simulcast --quality-spread` publishes three layers,
+// and its three subscribers receive one each.
+func TestLoadtestSimulcastCommand(t *testing.T) {
+	p := startBinary(t, "quartet is ready", "--http", "127.0.0.1:0", "--udp-port", "0", "--turn-port", "0")
+	defer stopGracefully(t, p)
+	url := logValue(p.log.String(), "url=")
+	out := filepath.Join(t.TempDir(), "report.json")
+	code, stdout, stderr := runCmd(t, nil, "loadtest", "--url", url, "--publishers", "1", "--subscribers", "3",
+		"--duration", "4s", "--simulcast", "--quality-spread", "--quiet", "--json", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Simulcast    bool    `json:"simulcast"`
+		Layers       []int   `json:"simulcast_layers_bps"`
+		LayerPackets []int64 `json:"layer_packets"`
+		Loss         float64 `json:"loss"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Simulcast || len(rep.Layers) != 3 || len(rep.LayerPackets) != 3 || rep.Loss != 0 ||
+		rep.LayerPackets[0] == 0 || rep.LayerPackets[1] == 0 || rep.LayerPackets[2] == 0 {
+		t.Errorf("report %+v: want three layers, each received, no loss", rep)
+	}
+	if !strings.Contains(stdout, "simulcast") {
+		t.Errorf("no simulcast line in the summary:\n%s", stdout)
+	}
+}
+
 // A run whose participants cannot join fails with a non-zero exit.
 func TestLoadtestFailsWhenNobodyJoins(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -261,6 +295,9 @@ func TestLoadtestFailsWhenNobodyJoins(t *testing.T) {
 		{"loadtest", "--video-bitrate", "fast"},
 		{"loadtest", "--url", "ftp://x"},
 		{"loadtest", "--max-subscriptions", "-1"},
+		{"loadtest", "--simulcast-layers", "q:320:150k"},
+		{"loadtest", "--quality-spread"},
+		{"loadtest", "--simulcast", "--temporal-layers", "2"},
 	} {
 		if code, _, stderr := runCmd(t, nil, bad...); code != 1 || stderr == "" {
 			t.Errorf("%v: exit %d, stderr %q", bad, code, stderr)

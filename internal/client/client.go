@@ -18,6 +18,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/quartet-rtc/quartet/internal/pionlog"
@@ -63,6 +64,15 @@ type Options struct {
 	// network failed. err says how (websocket.CloseStatus reads its code).
 	// A connection replaced by DropAndResume does not count.
 	OnDisconnect func(err error)
+	// Net, if set, is the network the peer connections use instead of the
+	// host's, e.g. a pion/transport vnet for shaped links. ICE then takes
+	// the addresses of it but loopback, not only loopback ones. Signaling
+	// stays on the host.
+	Net transport.Net
+	// OnStreamState is called, on the reading goroutine, for each
+	// stream_state the server sends (a received video track paused for
+	// bandwidth, or resumed).
+	OnStreamState func(StreamState)
 }
 
 // Message is a server message as received.
@@ -107,7 +117,11 @@ type Client struct {
 	pubSIDs   map[string]string // client track id -> server sid
 	sources   map[string]string // client track id -> source
 	senders   map[string]*webrtc.RTPSender
+	simulcast map[string]*SimulcastTrack // client track id -> simulcast track
 	answerCh  chan string
+	// streamStates are the server's stream_state messages, kept even
+	// with NoHistory.
+	streamStates []StreamState
 }
 
 // Dial connects, joins and returns once the server answered joined.
@@ -122,7 +136,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	conn.SetReadLimit(1 << 20)
 	c := &Client{opts: opts, log: opts.Log, conn: conn, changed: make(chan struct{}),
 		subTracks: map[string]room.TrackInfo{}, pubSIDs: map[string]string{}, sources: map[string]string{}, senders: map[string]*webrtc.RTPSender{},
-		answerCh: make(chan string, 1)}
+		simulcast: map[string]*SimulcastTrack{}, answerCh: make(chan string, 1)}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	join := map[string]any{"type": "join", "protocol": 1, "token": opts.Token}
 	if opts.ManualSubscribe {
@@ -190,11 +204,12 @@ func (c *Client) readJoined(ctx context.Context, conn *websocket.Conn) error {
 // NewAPI returns a pion API that keeps ICE on loopback, as every test and
 // benchmark here must.
 func NewAPI(log *slog.Logger, noNACK bool) (*webrtc.API, error) {
-	return newAPI(log, noNACK, nil)
+	return newAPI(log, noNACK, nil, nil)
 }
 
-// newAPI is NewAPI with an optional tap on outgoing RTCP.
-func newAPI(log *slog.Logger, noNACK bool, onRTCP func([]rtcp.Packet)) (*webrtc.API, error) {
+// newAPI is NewAPI with an optional tap on outgoing RTCP and an optional
+// network in place of the host's.
+func newAPI(log *slog.Logger, noNACK bool, onRTCP func([]rtcp.Packet), network transport.Net) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -208,14 +223,26 @@ func newAPI(log *slog.Logger, noNACK bool, onRTCP func([]rtcp.Packet)) (*webrtc.
 		reg.Add(rtcpTapFactory(onRTCP))
 	}
 	if !noNACK {
+		// Includes the mid, rid and repaired-rid extensions simulcast
+		// sends, and transport-cc feedback for the server's estimator.
 		if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
 			return nil, err
 		}
+	} else if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, err
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Log: log}}
-	loopback := func(ip net.IP) bool { return ip.IsLoopback() }
-	se.SetIPFilter(loopback)
-	se.SetRemoteIPFilter(loopback)
+	if network != nil {
+		se.SetNet(network)
+		// A virtual network's loopback leads nowhere the server is.
+		notLoopback := func(ip net.IP) bool { return !ip.IsLoopback() }
+		se.SetIPFilter(notLoopback)
+		se.SetRemoteIPFilter(notLoopback)
+	} else {
+		loopback := func(ip net.IP) bool { return ip.IsLoopback() }
+		se.SetIPFilter(loopback)
+		se.SetRemoteIPFilter(loopback)
+	}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -223,7 +250,7 @@ func newAPI(log *slog.Logger, noNACK bool, onRTCP func([]rtcp.Packet)) (*webrtc.
 }
 
 func (c *Client) newPeerConnections() error {
-	api, err := newAPI(c.log, c.opts.NoNACK, c.opts.OnRTCPSent)
+	api, err := newAPI(c.log, c.opts.NoNACK, c.opts.OnRTCPSent, c.opts.Net)
 	if err != nil {
 		return fmt.Errorf("client: webrtc api: %w", err)
 	}

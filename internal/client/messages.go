@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
@@ -58,11 +59,17 @@ func (c *Client) readLoop(conn *websocket.Conn, done chan struct{}) {
 }
 
 func (c *Client) handle(typ, target string, data []byte) {
+	if typ == "stream_state" {
+		c.onStreamState(data)
+		return
+	}
 	if c.pub == nil {
 		return // signaling only: no peer connection to negotiate
 	}
 	var err error
 	switch {
+	case typ == "subscribed_layers":
+		err = c.onSubscribedLayers(data)
 	case typ == "offer" && target == room.TargetSubscriber:
 		err = c.onSubscriberOffer(data)
 	case typ == "answer" && target == room.TargetPublisher:
@@ -170,4 +177,78 @@ func (c *Client) waitFrom(ctx context.Context, seen int, match func(Message) boo
 		case <-changed:
 		}
 	}
+}
+
+// StreamState is one stream_state message: a video track the server
+// forwards to this client was paused (State "paused", with a Reason) or
+// resumed ("active").
+type StreamState struct {
+	At       time.Time
+	TrackSID string `json:"trackSid"`
+	State    string `json:"state"`
+	Reason   string `json:"reason"`
+}
+
+func (c *Client) onStreamState(data []byte) {
+	var s StreamState
+	if err := json.Unmarshal(data, &s); err != nil {
+		c.log.Error("client: bad stream_state", "err", err)
+		return
+	}
+	s.At = time.Now()
+	c.mu.Lock()
+	c.streamStates = append(c.streamStates, s)
+	c.mu.Unlock()
+	if c.opts.OnStreamState != nil {
+		c.opts.OnStreamState(s)
+	}
+}
+
+// StreamStates returns the stream_state messages received so far, oldest
+// first.
+func (c *Client) StreamStates() []StreamState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]StreamState(nil), c.streamStates...)
+}
+
+// StreamStateOf is the last state the server gave a received track:
+// "paused" or "active"; "" before any (the track is active).
+func (c *Client) StreamStateOf(trackSID string) (state, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.streamStates) - 1; i >= 0; i-- {
+		if s := c.streamStates[i]; s.TrackSID == trackSID {
+			return s.State, s.Reason
+		}
+	}
+	return "", ""
+}
+
+// TrackSettings are a subscriber's preferences for tracks it receives
+// (the track_settings message).
+type TrackSettings struct {
+	TrackSIDs []string
+	// Disabled asks for nothing of these tracks (enabled: false).
+	Disabled bool
+	// Quality caps the layer: "low", "medium" or "high"; "" for no cap.
+	Quality string
+	// Width and Height are the rendered size in device pixels; 0 unknown.
+	Width, Height int
+}
+
+// SetTrackSettings sends track_settings. A refusal arrives as an error
+// message.
+func (c *Client) SetTrackSettings(s TrackSettings) error {
+	m := map[string]any{"type": "track_settings", "trackSids": s.TrackSIDs, "enabled": !s.Disabled}
+	if s.Quality != "" {
+		m["quality"] = s.Quality
+	}
+	if s.Width != 0 {
+		m["width"] = s.Width
+	}
+	if s.Height != 0 {
+		m["height"] = s.Height
+	}
+	return c.send(m)
 }

@@ -37,6 +37,7 @@ func (c *Client) Unpublish(ctx context.Context, t webrtc.TrackLocal) error {
 	sender := c.senders[t.ID()]
 	delete(c.senders, t.ID())
 	delete(c.sources, t.ID())
+	delete(c.simulcast, t.ID())
 	c.mu.Unlock()
 	if sender == nil {
 		return fmt.Errorf("client: track %s is not published", t.ID())
@@ -117,7 +118,11 @@ func (c *Client) negotiateWith(ctx context.Context, opts *webrtc.OfferOptions) e
 	c.mu.Lock()
 	metas := make([]room.TrackMeta, 0, len(c.sources))
 	for id, source := range c.sources {
-		metas = append(metas, room.TrackMeta{TrackID: id, Source: source})
+		m := room.TrackMeta{TrackID: id, Source: source}
+		if st := c.simulcast[id]; st != nil {
+			m.Layers = st.metas()
+		}
+		metas = append(metas, m)
 	}
 	c.mu.Unlock()
 	if err := c.send(map[string]any{"type": "offer", "target": room.TargetPublisher, "sdp": offer.SDP, "tracks": metas}); err != nil {

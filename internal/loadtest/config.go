@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/quartet-rtc/quartet/internal/client"
 )
 
 // Config describes one load test run.
@@ -32,6 +34,19 @@ type Config struct {
 	KeyframeInterval time.Duration
 	Audio            bool
 	AudioPayload     int // bytes per 20 ms packet
+
+	// Simulcast publishes video as simulcast: the layers of
+	// SimulcastLayers, lowest first (client.DefaultSimulcastLayers when
+	// empty), each at its MaxBitrate; VideoBitrate is then unused.
+	Simulcast       bool
+	SimulcastLayers []client.SimulcastLayer
+	// TemporalLayers 3 sends every video layer as VP8 L1T3.
+	TemporalLayers int
+	// QualitySpread makes the receivers ask, with track_settings, for
+	// quality low, medium and high of every simulcast track in turn: the
+	// i-th participant to join (publishers first) asks for
+	// [low, medium, high][i%3].
+	QualitySpread bool
 
 	// MaxSubscriptions, when positive, makes every participant join with
 	// autoSubscribe false and subscribe to the tracks of the first
@@ -87,8 +102,16 @@ func (c Config) validate() (string, error) {
 		return "", errors.New("loadtest: publishers need video or audio")
 	case c.Video && (c.VideoBitrate <= 0 || c.FPS <= 0 || c.KeyframeInterval <= 0):
 		return "", errors.New("loadtest: video bitrate, fps and keyframe interval must be positive")
+	case c.Simulcast && !c.Video:
+		return "", errors.New("loadtest: simulcast needs video")
+	case c.QualitySpread && !c.Simulcast:
+		return "", errors.New("loadtest: the quality spread needs simulcast")
+	case c.TemporalLayers != 0 && c.TemporalLayers != 1 && c.TemporalLayers != 3:
+		return "", errors.New("loadtest: temporal layers must be 1 or 3")
 	case c.MaxLoss < 0 || c.MaxLoss > 1:
 		return "", errors.New("loadtest: max loss must be a fraction between 0 and 1")
+	case c.Simulcast && !validLayers(c.layers()):
+		return "", errors.New("loadtest: simulcast layers need distinct rids and positive bitrates")
 	case c.APIKey == "" || c.APISecret == "":
 		return "", errors.New("loadtest: an API key and secret are needed to mint tokens")
 	}
@@ -118,4 +141,23 @@ func wsURL(raw string) (string, error) {
 		u.Path = "/ws"
 	}
 	return u.String(), nil
+}
+
+// layers are the simulcast layers to publish.
+func (c Config) layers() []client.SimulcastLayer {
+	if len(c.SimulcastLayers) > 0 {
+		return c.SimulcastLayers
+	}
+	return client.DefaultSimulcastLayers()
+}
+
+func validLayers(layers []client.SimulcastLayer) bool {
+	seen := map[string]bool{}
+	for _, l := range layers {
+		if l.RID == "" || seen[l.RID] || l.MaxBitrate <= 0 {
+			return false
+		}
+		seen[l.RID] = true
+	}
+	return len(layers) > 0
 }

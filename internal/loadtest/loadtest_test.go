@@ -222,3 +222,30 @@ func runLogged(t *testing.T, cfg Config) *Report {
 	t.Logf("summary:\n%s", summary.String())
 	return rep
 }
+
+// With simulcast and the quality spread, the subscribers asking for low,
+// medium and high each receive that layer alone, and nothing is lost over
+// the server's renumbered streams.
+func TestSimulcastQualitySpread(t *testing.T) {
+	rep := runChecked(t, nil, func(cfg *Config) {
+		cfg.Publishers, cfg.Subscribers = 1, 6
+		cfg.Simulcast, cfg.QualitySpread = true, true
+		cfg.Duration = 6 * time.Second
+	})
+	if !rep.Simulcast || len(rep.LayerPackets) != 3 || rep.Joined != 7 || rep.LostPackets != 0 {
+		t.Fatalf("simulcast %v, layer packets %v, joined %d, lost %d; want three layers, 7 joined, nothing lost",
+			rep.Simulcast, rep.LayerPackets, rep.Joined, rep.LostPackets)
+	}
+	// Two subscribers per quality (the publisher, the 0th participant,
+	// receives nothing). Per second each gets a frame of one packet at
+	// 30 fps on the low layer, 2 on the medium and 7 on the high one:
+	// about 1:2:7, with the first second on the high layer before the
+	// preference applies.
+	low, med, high := float64(rep.LayerPackets[0]), float64(rep.LayerPackets[1]), float64(rep.LayerPackets[2])
+	if low == 0 || med < 1.5*low || med > 3*low || high < 5*low {
+		t.Errorf("packets by layer %v: want about 1:2:7", rep.LayerPackets)
+	}
+	if rep.PausedStreams != 0 {
+		t.Errorf("%d streams paused on loopback", rep.PausedStreams)
+	}
+}

@@ -22,10 +22,12 @@ import (
 type participant struct {
 	run       *runner
 	index     int
+	ordinal   int // the order it was started in, publishers first
 	publisher bool
 	identity  string // set before dialling, so the client's callbacks may read it
 	c         *client.Client
 	choose    *chooser // with --max-subscriptions; set before dialling
+	prefs     *prefs   // with the quality spread; set before dialling
 
 	dialStart, joinedAt time.Time
 	// sentAtJoin is how many packets each published track (by sid) had sent
@@ -78,6 +80,9 @@ func (p *participant) join(ctx context.Context) error {
 		p.choose = newChooser(cfg.MaxSubscriptions, func(err error) { p.run.noteError(fmt.Errorf("%s: %w", identity, err)) })
 		opts.ManualSubscribe = true
 	}
+	if cfg.QualitySpread {
+		p.prefs = newPrefs(qualities[p.ordinal%len(qualities)], func(err error) { p.run.noteError(fmt.Errorf("%s: %w", identity, err)) })
+	}
 	p.dialStart = time.Now()
 	p.c, err = client.Dial(dctx, opts)
 	if err != nil {
@@ -87,6 +92,9 @@ func (p *participant) join(ctx context.Context) error {
 	p.sentAtJoin = p.run.sentSnapshot()
 	if p.choose != nil {
 		p.choose.attach(p.c)
+	}
+	if p.prefs != nil {
+		p.prefs.attach(p.c)
 	}
 	if p.publisher && !cfg.SignalingOnly {
 		if err := p.publish(ctx, dctx); err != nil {
@@ -100,8 +108,17 @@ func (p *participant) publish(runCtx, dialCtx context.Context) error {
 	cfg := p.run.cfg
 	tracks := map[webrtc.TrackLocal]string{}
 	var video, audio *webrtc.TrackLocalStaticRTP
+	var simulcast *client.SimulcastTrack
 	var err error
-	if cfg.Video {
+	switch {
+	case cfg.Video && cfg.Simulcast:
+		if simulcast, err = client.NewSimulcastTrack(fmt.Sprintf("video-%d", p.index), p.c.SID(), cfg.layers()); err != nil {
+			return err
+		}
+		if err := p.c.AddSimulcast(simulcast, room.SourceCamera); err != nil {
+			return err
+		}
+	case cfg.Video:
 		if video, err = client.NewSynthTrack(true, fmt.Sprintf("video-%d", p.index), p.c.SID()); err != nil {
 			return err
 		}
@@ -117,6 +134,9 @@ func (p *participant) publish(runCtx, dialCtx context.Context) error {
 		return err
 	}
 	p.run.markMediaStart(time.Now())
+	if simulcast != nil {
+		p.sendSimulcast(runCtx, simulcast)
+	}
 	if video != nil {
 		p.send(runCtx, video, client.SynthConfig{Video: true, FPS: cfg.FPS, BitrateBPS: cfg.VideoBitrate,
 			KeyframeInterval: cfg.KeyframeInterval, KeyframeRequests: p.run.keyframeChan(video.ID())})
@@ -128,11 +148,32 @@ func (p *participant) publish(runCtx, dialCtx context.Context) error {
 	return nil
 }
 
+// sendSimulcast starts sending every layer of st. Its receivers count
+// what arrived over the one stream the server made of the layers; a
+// receiver that never got the track is counted against the low layer,
+// the least the server should have sent it.
+func (p *participant) sendSimulcast(ctx context.Context, st *client.SimulcastTrack) {
+	cfg := p.run.cfg
+	layers := make([]*client.TrackCounter, len(st.Layers))
+	for i := range layers {
+		layers[i] = client.NewTrackCounter()
+	}
+	p.run.addSentTrack(p.c.TrackSID(st.ID()), p.c.SID(), layers[0], true)
+	p.senders.Add(1)
+	go func() {
+		defer p.senders.Done()
+		if _, err := client.SendSimulcastSynth(ctx, st, client.SimulcastSynthConfig{FPS: cfg.FPS,
+			KeyframeInterval: cfg.KeyframeInterval, TemporalLayers: cfg.TemporalLayers, Sent: &p.run.sent, Layers: layers}); err != nil {
+			p.run.noteError(fmt.Errorf("participant %d: %w", p.index, err))
+		}
+	}()
+}
+
 // send starts sending t, counted for the run and, by the track's sid, for
 // its receivers.
 func (p *participant) send(ctx context.Context, t *webrtc.TrackLocalStaticRTP, cfg client.SynthConfig) {
 	cfg.Sent, cfg.Track = &p.run.sent, client.NewTrackCounter()
-	p.run.addSentTrack(p.c.TrackSID(t.ID()), p.c.SID(), cfg.Track)
+	p.run.addSentTrack(p.c.TrackSID(t.ID()), p.c.SID(), cfg.Track, false)
 	p.senders.Add(1)
 	go func() {
 		defer p.senders.Done()
@@ -174,6 +215,15 @@ func (p *participant) onEvent(m client.Message) {
 	}
 	if p.choose != nil {
 		p.choose.onEvent(m)
+	}
+	if p.prefs != nil {
+		p.prefs.onEvent(m)
+	}
+	if m.Type == "stream_state" {
+		var st struct{ State string }
+		if json.Unmarshal(m.Raw, &st) == nil && st.State == room.StreamPaused {
+			p.run.paused.Add(1)
+		}
 	}
 }
 

@@ -27,9 +27,16 @@ type trackReader struct {
 	firstIndex int64  // which packet of the track arrived first
 	firstExt   uint64 // its extended sequence number in seq
 
+	// layers counts the media packets of each simulcast layer (marked
+	// synthetic video), lowest first; read once the reader is done.
+	layers [maxLayers]int64
+
 	packets, bytes, lost atomic.Int64
 	done                 chan struct{}
 }
+
+// maxLayers is how many simulcast layers are counted apart.
+const maxLayers = 3
 
 func newTrackReader(p *participant, t *webrtc.TrackRemote) *trackReader {
 	return &trackReader{p: p, sid: t.ID(), video: t.Kind() == webrtc.RTPCodecTypeVideo, done: make(chan struct{})}
@@ -56,8 +63,11 @@ func (r *trackReader) run(t *webrtc.TrackRemote) {
 		if first {
 			r.placeFirst(hdr.SequenceNumber)
 		}
-		if sent, ok := client.SentAt(r.video, buf[hlen:n]); ok {
-			r.latency.add(now.Sub(sent))
+		if p, ok := client.ParseSynth(r.video, buf[hlen:n]); ok {
+			r.latency.add(now.Sub(p.SentAt))
+			if p.Marked && p.Layer < maxLayers {
+				r.layers[p.Layer]++
+			}
 		}
 		r.packets.Add(1)
 		r.bytes.Add(int64(n - hlen))
@@ -95,8 +105,9 @@ func (r *trackReader) expectedAndLost() (expected, lost int64) {
 // receiveTotals sums what the readers of a run counted; expected and lost
 // are per expectedAndLost.
 type receiveTotals struct {
-	tracks                                                 int
+	tracks, videoTracks                                    int
 	packets, bytes, expected, lost, outOfOrder, duplicates int64
+	layers                                                 [maxLayers]int64
 	latency                                                histogram
 }
 
@@ -135,6 +146,9 @@ func (s *trackSet) totals() receiveTotals {
 	for _, r := range s.all() {
 		<-r.done
 		t.tracks++
+		if r.video {
+			t.videoTracks++
+		}
 		t.packets += r.packets.Load()
 		t.bytes += r.bytes.Load()
 		expected, lost := r.expectedAndLost()
@@ -142,6 +156,9 @@ func (s *trackSet) totals() receiveTotals {
 		t.lost += lost
 		t.outOfOrder += r.seq.outOfOrder
 		t.duplicates += r.seq.duplicates
+		for i, n := range r.layers {
+			t.layers[i] += n
+		}
 		t.latency.merge(&r.latency)
 	}
 	return t

@@ -27,6 +27,11 @@ type Report struct {
 	// MaxSubscriptions is how many publishers each participant received
 	// at most; 0 means all.
 	MaxSubscriptions int `json:"max_subscriptions"`
+	// Simulcast video: the layers' bitrates, lowest first, and whether
+	// the receivers spread their quality preferences over them.
+	Simulcast       bool  `json:"simulcast,omitempty"`
+	SimulcastLayers []int `json:"simulcast_layers_bps,omitempty"`
+	QualitySpread   bool  `json:"quality_spread,omitempty"`
 
 	StartedAt time.Time `json:"started_at"`
 	JoinedAt  time.Time `json:"joined_at"` // when the last participant had joined
@@ -54,6 +59,9 @@ type Report struct {
 	ReceivedPackets int64 `json:"received_packets"` // including duplicates
 	ReceivedBytes   int64 `json:"received_bytes"`
 	ReceivedTracks  int   `json:"received_tracks"` // tracks received, summed over participants
+	// ReceivedVideoTracks are the video tracks of ReceivedTracks: the
+	// subscriber video streams the server delivered.
+	ReceivedVideoTracks int `json:"received_video_tracks"`
 	// MissingTracks are tracks a participant should have received and did
 	// not, summed over participants.
 	MissingTracks int `json:"missing_tracks"`
@@ -68,9 +76,18 @@ type Report struct {
 	Loss            float64 `json:"loss"` // lost / expected
 	OutOfOrder      int64   `json:"out_of_order"`
 	Duplicates      int64   `json:"duplicates"`
-	NACKsSent       int64   `json:"nacks_sent"`
-	SentMbps        float64 `json:"sent_mbps"`
-	ReceivedMbps    float64 `json:"received_mbps"`
+	// LayerPackets are the simulcast video packets received, by layer,
+	// lowest first (retransmissions included, padding not); nil without
+	// simulcast. Loss of simulcast video is counted over the span of the
+	// server's sequence numbers each receiver saw: the server renumbers
+	// the layers into one stream.
+	LayerPackets []int64 `json:"layer_packets,omitempty"`
+	// PausedStreams counts the stream_state paused messages receivers got:
+	// video the server paused because their bandwidth was too low.
+	PausedStreams int64   `json:"paused_streams"`
+	NACKsSent     int64   `json:"nacks_sent"`
+	SentMbps      float64 `json:"sent_mbps"`
+	ReceivedMbps  float64 `json:"received_mbps"`
 
 	Latency      Percentiles `json:"latency_ms"`       // one-way, send to receive
 	FirstMedia   Percentiles `json:"first_media_ms"`   // dial to the first packet
@@ -103,8 +120,19 @@ func (r *runner) report(start, joinedAt, stoppedAt time.Time) *Report {
 		StartedAt: start, JoinedAt: joinedAt, AllMediaAt: joinedAt, StoppedAt: stoppedAt, MaxLoss: cfg.MaxLoss,
 		SentPackets: r.sent.Packets.Load(), SentBytes: r.sent.Bytes.Load()}
 	rep.MaxSubscriptions = cfg.MaxSubscriptions
+	if cfg.Simulcast && cfg.Video {
+		rep.Simulcast, rep.QualitySpread = true, cfg.QualitySpread
+		for _, l := range cfg.layers() {
+			rep.SimulcastLayers = append(rep.SimulcastLayers, l.MaxBitrate)
+		}
+	}
+	rep.PausedStreams = r.paused.Load()
 	rx := r.tracks.totals()
+	if rep.Simulcast {
+		rep.LayerPackets = rx.layers[:min(len(rep.SimulcastLayers), maxLayers)]
+	}
 	rep.ReceivedPackets, rep.ReceivedBytes, rep.ReceivedTracks = rx.packets, rx.bytes, rx.tracks
+	rep.ReceivedVideoTracks = rx.videoTracks
 	rep.ExpectedPackets, rep.LostPackets = rx.expected, rx.lost
 	rep.OutOfOrder, rep.Duplicates = rx.outOfOrder, rx.duplicates
 	r.countMissingTracks(rep)
@@ -270,6 +298,14 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 		rep.ReceivedMbps, rep.ReceivedTracks, subscriptionLimit(rep.MaxSubscriptions), rep.MissingTracks)
 	row("loss", "%.3f%% (%d of the %d packets sent to receivers), out of order %d, duplicates %d, NACKs sent %d",
 		rep.Loss*100, rep.LostPackets, rep.ExpectedPackets, rep.OutOfOrder, rep.Duplicates, rep.NACKsSent)
+	if rep.Simulcast {
+		spread := ""
+		if rep.QualitySpread {
+			spread = "; receivers ask for low, medium and high in turn"
+		}
+		row("simulcast", "layers %v bit/s; video packets received by layer %v%s; %d streams paused for bandwidth",
+			rep.SimulcastLayers, rep.LayerPackets, spread, rep.PausedStreams)
+	}
 	row("latency", "%s", rep.Latency)
 	row("first media", "%s", rep.FirstMedia)
 	row("keyframe wait", "%s", rep.KeyframeWait)

@@ -23,6 +23,7 @@ type runner struct {
 	sent   client.SendCounter
 
 	mediaStart atomic.Int64 // unix nanos when the first publisher started
+	paused     atomic.Int64 // stream_state paused messages received
 
 	mu         sync.Mutex
 	parts      []*participant // joined ones
@@ -36,6 +37,9 @@ type runner struct {
 type sentTrack struct {
 	publisher string // participant sid
 	count     *client.TrackCounter
+	// simulcast: count is the low layer's, and receivers see the server's
+	// numbering, not the publisher's.
+	simulcast bool
 }
 
 // Run runs a load test until cfg.Duration has passed or ctx ends, closes
@@ -94,7 +98,7 @@ func (r *runner) joinAll(ctx context.Context) time.Time {
 			break
 		}
 		// Publishers are numbered from 0, then subscribers from 0 again.
-		p := &participant{run: r, index: i, publisher: i < r.cfg.Publishers}
+		p := &participant{run: r, index: i, ordinal: i, publisher: i < r.cfg.Publishers}
 		if !p.publisher {
 			p.index -= r.cfg.Publishers
 		}
@@ -207,20 +211,25 @@ func (r *runner) keyframeChan(trackID string) chan struct{} {
 
 // addSentTrack records a published track, by its server sid, for its
 // receivers to count against.
-func (r *runner) addSentTrack(sid, publisher string, count *client.TrackCounter) {
+func (r *runner) addSentTrack(sid, publisher string, count *client.TrackCounter, simulcast bool) {
 	if sid == "" {
 		return // the server did not say: receivers count what they saw
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sentTracks[sid] = sentTrack{publisher: publisher, count: count}
+	r.sentTracks[sid] = sentTrack{publisher: publisher, count: count, simulcast: simulcast}
 }
 
-// sentTrack returns the counter of a published track, or nil.
+// sentTrack returns the counter of a published track whose packets reach
+// receivers with the publisher's sequence numbers, or nil.
 func (r *runner) sentTrack(sid string) *client.TrackCounter {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.sentTracks[sid].count
+	t := r.sentTracks[sid]
+	if t.simulcast {
+		return nil
+	}
+	return t.count
 }
 
 // sentSnapshot is how many packets each published track has sent so far.

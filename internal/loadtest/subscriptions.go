@@ -30,7 +30,28 @@ func newChooser(limit int, onError func(error)) *chooser {
 
 // onEvent is the client's OnEvent hook; it runs on the client's reader.
 func (ch *chooser) onEvent(m client.Message) {
-	var tracks []room.TrackInfo
+	if m.Type == "error" {
+		ch.onError(fmt.Errorf("server error: %s", m.Raw))
+		return
+	}
+	tracks, self, err := announcedTracks(m)
+	if err != nil {
+		ch.onError(err)
+		return
+	}
+	if self != "" {
+		ch.mu.Lock()
+		ch.self = self
+		ch.mu.Unlock()
+	}
+	if len(tracks) > 0 {
+		ch.subscribe(ch.pick(tracks))
+	}
+}
+
+// announcedTracks returns the tracks a joined or track_published message
+// announces, and for joined the participant's own sid.
+func announcedTracks(m client.Message) (tracks []room.TrackInfo, self string, err error) {
 	switch m.Type {
 	case "joined":
 		var j struct {
@@ -38,29 +59,20 @@ func (ch *chooser) onEvent(m client.Message) {
 			Participants []room.ParticipantInfo
 		}
 		if err := json.Unmarshal(m.Raw, &j); err != nil {
-			ch.onError(fmt.Errorf("decode joined: %w", err))
-			return
+			return nil, "", fmt.Errorf("decode joined: %w", err)
 		}
-		ch.mu.Lock()
-		ch.self = j.Participant.SID
-		ch.mu.Unlock()
 		for _, p := range j.Participants {
 			tracks = append(tracks, p.Tracks...)
 		}
+		return tracks, j.Participant.SID, nil
 	case "track_published":
 		var ev struct{ Track room.TrackInfo }
 		if err := json.Unmarshal(m.Raw, &ev); err != nil {
-			ch.onError(fmt.Errorf("decode track_published: %w", err))
-			return
+			return nil, "", fmt.Errorf("decode track_published: %w", err)
 		}
-		tracks = append(tracks, ev.Track)
-	case "error":
-		ch.onError(fmt.Errorf("server error: %s", m.Raw))
-		return
-	default:
-		return
+		return []room.TrackInfo{ev.Track}, "", nil
 	}
-	ch.subscribe(ch.pick(tracks))
+	return nil, "", nil
 }
 
 // pick returns the sids of the tracks whose publishers are chosen, choosing
@@ -119,6 +131,73 @@ func (ch *chooser) subscribe(sids []string) {
 	for chunk := range slices.Chunk(sids, maxSIDsPerMessage) {
 		if err := c.Subscribe(chunk...); err != nil {
 			ch.onError(fmt.Errorf("subscribe: %w", err))
+			return
+		}
+	}
+}
+
+// qualities are what the quality spread asks for, in turn.
+var qualities = []string{room.QualityLow, room.QualityMedium, room.QualityHigh}
+
+// prefs asks for one quality of every simulcast track of the others it
+// learns of, from joined and track_published (the quality spread). The
+// server keeps settings for a track not yet subscribed.
+type prefs struct {
+	quality string
+	onError func(error)
+
+	mu      sync.Mutex
+	c       *client.Client // nil until Dial returns
+	self    string
+	pending []string // track sids learnt before c was set
+}
+
+func newPrefs(quality string, onError func(error)) *prefs {
+	return &prefs{quality: quality, onError: onError}
+}
+
+// onEvent is the client's OnEvent hook; it runs on the client's reader.
+func (pr *prefs) onEvent(m client.Message) {
+	tracks, self, err := announcedTracks(m)
+	if err != nil {
+		pr.onError(err)
+		return
+	}
+	pr.mu.Lock()
+	if self != "" {
+		pr.self = self
+	}
+	var sids []string
+	for _, t := range tracks {
+		if len(t.Layers) > 1 && t.ParticipantSID != pr.self {
+			sids = append(sids, t.SID)
+		}
+	}
+	c := pr.c
+	if c == nil {
+		pr.pending = append(pr.pending, sids...)
+	}
+	pr.mu.Unlock()
+	if c != nil {
+		pr.send(c, sids)
+	}
+}
+
+// attach gives prefs its client once Dial returned, and sends the
+// settings of what joined listed.
+func (pr *prefs) attach(c *client.Client) {
+	pr.mu.Lock()
+	pr.c = c
+	sids := pr.pending
+	pr.pending = nil
+	pr.mu.Unlock()
+	pr.send(c, sids)
+}
+
+func (pr *prefs) send(c *client.Client, sids []string) {
+	for chunk := range slices.Chunk(sids, maxSIDsPerMessage) {
+		if err := c.SetTrackSettings(client.TrackSettings{TrackSIDs: chunk, Quality: pr.quality}); err != nil {
+			pr.onError(fmt.Errorf("track_settings: %w", err))
 			return
 		}
 	}

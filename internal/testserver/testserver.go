@@ -33,6 +33,11 @@ type Options struct {
 	Config func(*config.Config)
 	// WrapUDP wraps the media socket, e.g. to inject loss.
 	WrapUDP func(net.PacketConn) net.PacketConn
+	// UDPConn, if set, is the media socket instead of one on loopback,
+	// e.g. one of a pion/transport vnet (then set media.loopback_only
+	// false in Config, since its addresses are not loopback). The server
+	// closes it when it stops.
+	UDPConn net.PacketConn
 	// Log, if set, gets the server's log instead of the capture.
 	Log *slog.Logger
 }
@@ -107,9 +112,11 @@ func Start(tb testing.TB, opts Options) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	udp := opts.UDPConn
+	if udp == nil {
+		if udp, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	if opts.WrapUDP != nil {
 		udp = opts.WrapUDP(udp)
