@@ -138,8 +138,10 @@ func (p *participant) publish(runCtx, dialCtx context.Context) error {
 		p.sendSimulcast(runCtx, simulcast)
 	}
 	if video != nil {
+		// Marked, as a browser's VP8 (picture ids), and so that receivers
+		// count the publisher's packets by the counter in the payload.
 		p.send(runCtx, video, client.SynthConfig{Video: true, FPS: cfg.FPS, BitrateBPS: cfg.VideoBitrate,
-			KeyframeInterval: cfg.KeyframeInterval, KeyframeRequests: p.run.keyframeChan(video.ID())})
+			KeyframeInterval: cfg.KeyframeInterval, KeyframeRequests: p.run.keyframeChan(video.ID()), Marked: true})
 	}
 	if audio != nil {
 		p.send(runCtx, audio, client.SynthConfig{AudioPayload: cfg.AudioPayload,
@@ -183,8 +185,8 @@ func (p *participant) send(ctx context.Context, t *webrtc.TrackLocalStaticRTP, c
 	}()
 }
 
-func (p *participant) onTrack(t *webrtc.TrackRemote, _ room.TrackInfo) {
-	r := newTrackReader(p, t)
+func (p *participant) onTrack(t *webrtc.TrackRemote, info room.TrackInfo) {
+	r := newTrackReader(p, t, len(info.Layers) > 1)
 	p.run.tracks.add(r)
 	go r.run(t)
 }

@@ -56,9 +56,13 @@ type Report struct {
 
 	SentPackets     int64 `json:"sent_packets"`
 	SentBytes       int64 `json:"sent_bytes"`
-	ReceivedPackets int64 `json:"received_packets"` // including duplicates
-	ReceivedBytes   int64 `json:"received_bytes"`
-	ReceivedTracks  int   `json:"received_tracks"` // tracks received, summed over participants
+	ReceivedPackets int64 `json:"received_packets"` // media, including duplicates
+	ReceivedBytes   int64 `json:"received_bytes"`   // media payload
+	// PaddingPackets and PaddingBytes are the padding-only packets the
+	// server sent (bandwidth probes), not counted as received media.
+	PaddingPackets int64 `json:"padding_packets"`
+	PaddingBytes   int64 `json:"padding_bytes"`
+	ReceivedTracks int   `json:"received_tracks"` // tracks received, summed over participants
 	// ReceivedVideoTracks are the video tracks of ReceivedTracks: the
 	// subscriber video streams the server delivered.
 	ReceivedVideoTracks int `json:"received_video_tracks"`
@@ -133,6 +137,7 @@ func (r *runner) report(start, joinedAt, stoppedAt time.Time) *Report {
 	}
 	rep.ReceivedPackets, rep.ReceivedBytes, rep.ReceivedTracks = rx.packets, rx.bytes, rx.tracks
 	rep.ReceivedVideoTracks = rx.videoTracks
+	rep.PaddingPackets, rep.PaddingBytes = rx.padding, rx.paddingBytes
 	rep.ExpectedPackets, rep.LostPackets = rx.expected, rx.lost
 	rep.OutOfOrder, rep.Duplicates = rx.outOfOrder, rx.duplicates
 	r.countMissingTracks(rep)
@@ -294,8 +299,9 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 	row("join time", "%.2f s to join, %.2f s until all received media", rep.JoinedAt.Sub(rep.StartedAt).Seconds(),
 		rep.AllMediaAt.Sub(rep.StartedAt).Seconds())
 	row("sent", "%d packets, %.2f Mbps", rep.SentPackets, rep.SentMbps)
-	row("received", "%d packets, %.2f Mbps, %d tracks over all participants%s, %d tracks missing", rep.ReceivedPackets,
-		rep.ReceivedMbps, rep.ReceivedTracks, subscriptionLimit(rep.MaxSubscriptions), rep.MissingTracks)
+	row("received", "%d packets, %.2f Mbps, %d tracks over all participants%s, %d tracks missing; padding %d packets, %d bytes",
+		rep.ReceivedPackets, rep.ReceivedMbps, rep.ReceivedTracks, subscriptionLimit(rep.MaxSubscriptions), rep.MissingTracks,
+		rep.PaddingPackets, rep.PaddingBytes)
 	row("loss", "%.3f%% (%d of the %d packets sent to receivers), out of order %d, duplicates %d, NACKs sent %d",
 		rep.Loss*100, rep.LostPackets, rep.ExpectedPackets, rep.OutOfOrder, rep.Duplicates, rep.NACKsSent)
 	if rep.Simulcast {
