@@ -222,8 +222,8 @@ func (d *DownTrack) retransmit(seqs []uint16) {
 		}
 		pkt.stripExtensions()
 		rw := rewrite{seq: sent.outSeq, ts: sent.ts, pic: sent.pic, tl0: sent.tl0, layer: sent.layer, gen: gen}
-		if d.up.vp8 {
-			rw.vp8 = pkt.parseVP8()
+		if d.up.vp8 && pkt.parseVP8() {
+			rw.vp8 = descriptorChanges(&pkt.vp8, sent.pic, sent.tl0)
 		}
 		if !d.enqueue(pkt, rw) {
 			return

@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"time"
+
+	"github.com/quartet-rtc/quartet/internal/sfu/vp8"
 )
 
 // histSize is how many sent packets a down track remembers to answer
@@ -18,7 +20,7 @@ type rewrite struct {
 	seq uint16
 	pic uint16 // VP8 picture id, when vp8 is set
 	tl0 uint8  // VP8 TL0PICIDX, when vp8 is set
-	vp8 bool   // rewrite the VP8 payload descriptor
+	vp8 bool   // the VP8 payload descriptor must be rewritten with pic and tl0
 	// layer is the spatial layer the packet came from; -1 for audio and
 	// padding.
 	layer int8
@@ -136,24 +138,24 @@ func (f *forwarder) admit(p *packet, layer int, now func() time.Time) (rewrite, 
 	}
 	rw := rewrite{seq: in + off, ts: p.hdr.Timestamp + f.tsOff, layer: int8(layer), gen: f.gen}
 	if f.vp8 && p.hasVP8 {
-		rw.vp8 = true
 		rw.pic = p.vp8.PictureID + f.picOff
 		rw.tl0 = p.vp8.TL0PICIDX + f.tl0Off
+		rw.vp8 = descriptorChanges(&p.vp8, rw.pic, rw.tl0)
 	}
 	if newest {
-		f.sent(rw, p.hdr.Marker, now)
+		f.sent(rw, f.vp8 && p.hasVP8, p.hdr.Marker, now)
 	}
 	f.hist[rw.seq%histSize] = sentPacket{ts: rw.ts, outSeq: rw.seq, inSeq: in, pic: rw.pic, tl0: rw.tl0, layer: int8(layer)}
 	return rw, actSend
 }
 
-// sent records the newest packet sent.
-func (f *forwarder) sent(rw rewrite, marker bool, now func() time.Time) {
+// sent records the newest packet sent; hasVP8 says its VP8 ids are in rw.
+func (f *forwarder) sent(rw rewrite, hasVP8, marker bool, now func() time.Time) {
 	f.lastOut = rw.seq
 	if rw.ts != f.lastOutTS || f.lastTSAt.IsZero() {
 		f.lastOutTS, f.lastTSAt = rw.ts, now()
 	}
-	if rw.vp8 {
+	if hasVP8 {
 		f.lastOutPic, f.lastOutTL0 = rw.pic, rw.tl0
 	}
 	f.atFrameEnd = marker
@@ -292,4 +294,15 @@ func (f *forwarder) padding(rws []rewrite) int {
 func (f *forwarder) lookup(outSeq uint16) (sentPacket, bool) {
 	s := f.hist[outSeq%histSize]
 	return s, s.layer >= 0 && s.outSeq == outSeq
+}
+
+// descriptorChanges reports whether writing pic and tl0 into a VP8
+// descriptor changes it: when not (a stream without switches or dropped
+// frames), the shared payload is sent as it is, without a copy.
+func descriptorChanges(d *vp8.Descriptor, pic uint16, tl0 uint8) bool {
+	mask := uint16(0x7FFF)
+	if d.PictureIDLen == 1 {
+		mask = 0x7F
+	}
+	return (d.HasPictureID && pic&mask != d.PictureID&mask) || (d.HasTL0PICIDX && tl0 != d.TL0PICIDX)
 }

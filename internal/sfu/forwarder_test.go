@@ -223,7 +223,7 @@ func checkContinuous(t *testing.T, got map[uint16]captured) {
 		}
 		frames++
 		if b.desc.PictureID != (a.desc.PictureID+1)&0x7FFF {
-			t.Fatalf("picture id %d then %d at %d", a.desc.PictureID, b.desc.PictureID, b.seq)
+			t.Fatalf("picture id %d then %d at %d (tokens %x %x, desc %+v)", a.desc.PictureID, b.desc.PictureID, b.seq, a.token, b.token, b.desc)
 		}
 		if step := b.desc.TL0PICIDX - a.desc.TL0PICIDX; step > 1 {
 			t.Fatalf("TL0PICIDX %d then %d at %d", a.desc.TL0PICIDX, b.desc.TL0PICIDX, b.seq)
