@@ -134,10 +134,13 @@ func (d *DownTrack) forward(pkt *packet, layer int) {
 		return
 	}
 	d.mu.Lock()
-	switches := d.fw.switches
+	switches, cur := d.fw.switches, d.fw.cur
 	rw, act := d.fw.admit(pkt, layer, time.Now)
 	if d.fw.switches != switches {
 		d.out.stats.switches.Add(1)
+	}
+	if d.fw.cur != cur {
+		d.updateInterestLocked()
 	}
 	if act == actSend && d.dropping {
 		if rw.ts == d.dropTS {
@@ -147,7 +150,6 @@ func (d *DownTrack) forward(pkt *packet, layer int) {
 			d.dropping = false
 		}
 	}
-	d.updateInterestLocked()
 	d.mu.Unlock()
 	switch act {
 	case actSend:
