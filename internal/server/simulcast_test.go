@@ -617,12 +617,18 @@ func TestSimulcastShapedDownlink(t *testing.T) {
 			}
 			ats = append(ats, at)
 		}
+		late := 0
+		for _, v := range video {
+			if v.at >= pausedAt && v.late && !v.padding {
+				late++
+			}
+		}
 		aexp, alost := seqLoss(aseqs, ats, pausedAt, t3)
 		sexp, slost := seqLoss(aseqs, ats, pausedAt+drain, t3)
 		rate := float64(n) / (t3 - pausedAt).Seconds()
 		t.Logf("100 kbit/s: video paused %.2f s after the limit fell; in the %.1f s after: audio %.1f packets/s, audio loss %d of %d (%.2f%%), "+
-			"from %v on (the queue drained) %d of %d (%.2f%%) and video packets by layer %v",
-			(pausedAt - t2).Seconds(), (t3 - pausedAt).Seconds(), rate, alost, aexp, pct(alost, aexp), drain, slost, sexp, pct(slost, sexp), media)
+			"from %v on (the queue drained) %d of %d (%.2f%%) and video packets by layer %v; video retransmissions after the pause %d",
+			(pausedAt - t2).Seconds(), (t3 - pausedAt).Seconds(), rate, alost, aexp, pct(alost, aexp), drain, slost, sexp, pct(slost, sexp), media, late)
 		if media[0]+media[1]+media[2] > 0 {
 			t.Errorf("A received %v video packets more than %v after it was told the video is paused", media, drain)
 		}
