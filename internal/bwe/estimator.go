@@ -293,10 +293,15 @@ func (e *Estimator) updateDelayBased(now int64, probeAcked bool, acked int, acke
 			// Overuse before we know what gets through: halve blindly.
 			e.rc.setEstimate(e.rc.current/2, now)
 		}
-	case probeAcked && ackedOK && float64(acked) > e.rc.current && e.lossRecent < probeMaxLoss:
+	case probeAcked && ackedOK && float64(acked) > float64(e.estimate) && e.lossRecent < probeMaxLoss:
 		// The path carried this much, probes included, without the
 		// queue growing: that is a measurement, not a guess; take it.
-		e.rc.setEstimate(float64(acked), now)
+		// Compared with the final estimate, not the delay-based one: after
+		// a burst of loss the loss-based estimate is the lower, and a
+		// probe must be able to lift it.
+		if float64(acked) > e.rc.current {
+			e.rc.setEstimate(float64(acked), now)
+		}
 		e.lb.raise(float64(acked))
 	default:
 		e.rc.update(state, float64(acked), ackedOK, now, e.rttUS, beta)

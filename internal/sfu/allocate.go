@@ -32,9 +32,11 @@ type allocTrack struct {
 	// options are the ways to send it that the subscriber's preferences
 	// allow, cheapest first; empty when it is disabled.
 	options []allocOption
-	// prevRate is the rate of the option chosen last time (0: paused or
-	// new): an option above it must fit with the upgrade margin.
-	prevRate int
+	// prev is the option chosen last time (spatial -1: paused or new): an
+	// option above it must fit with the upgrade margin. By layer, not by
+	// rate: a keyframe that raises the measured rate of the layer being
+	// sent does not make staying on it an upgrade.
+	prev allocOption
 }
 
 // plan is an allocation: per track the index of its option, -1 paused.
@@ -112,11 +114,20 @@ func allocate(budget int, tracks []allocTrack) plan {
 }
 
 // cost is what option i must fit in: its rate, with the upgrade margin
-// when it is more than was chosen last time.
+// when it is a higher layer than was chosen last time.
 func (t *allocTrack) cost(i int) int {
-	rate := t.options[i].rate
-	if rate > t.prevRate {
-		return rate * upgradeMargin / 100
+	o := t.options[i]
+	if t.prev.spatial < 0 || o.spatial > t.prev.spatial ||
+		(o.spatial == t.prev.spatial && temporalRank(o.temporal) > temporalRank(t.prev.temporal)) {
+		return o.rate * upgradeMargin / 100
 	}
-	return rate
+	return o.rate
+}
+
+// temporalRank orders temporal layers, -1 (all of them) the highest.
+func temporalRank(t int) int {
+	if t < 0 {
+		return maxTemporal
+	}
+	return t
 }

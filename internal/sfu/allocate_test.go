@@ -7,6 +7,8 @@ import (
 	"github.com/quartet-rtc/quartet/internal/room"
 )
 
+var none = allocOption{spatial: -1}
+
 func simulcastOptions(rates ...int) []allocOption {
 	opts := make([]allocOption, len(rates))
 	for i, r := range rates {
@@ -28,18 +30,20 @@ func TestAllocatePriorities(t *testing.T) {
 		tracks []allocTrack
 		want   []int
 	}{
-		{"everything fits", 10_000_000, []allocTrack{{priority: priorityOther, options: cams}, {priority: priorityOther, options: cams}}, []int{2, 2}},
-		{"screen share first", 2_200_000, []allocTrack{{priority: priorityOther, order: "a", options: cams},
-			{priority: priorityScreen, order: "b", options: cams}}, []int{0, 2}},
-		{"speaker before the rest", 900_000, []allocTrack{{priority: priorityOther, order: "a", options: cams},
-			{priority: prioritySpeaker, order: "b", options: cams}}, []int{0, 1}},
-		{"lowest for all before raising one", 350_000, []allocTrack{{priority: prioritySpeaker, options: cams},
-			{priority: priorityOther, options: cams}}, []int{0, 0}},
-		{"paused when the lowest does not fit", 200_000, []allocTrack{{priority: prioritySpeaker, order: "a", options: cams},
-			{priority: priorityOther, order: "b", options: cams}}, []int{0, -1}},
-		{"disabled gets nothing", 10_000_000, []allocTrack{{priority: priorityOther}, {priority: priorityOther, options: cams}}, []int{-1, 2}},
-		{"an upgrade needs its margin", 520_000, []allocTrack{{options: cams, prevRate: 150_000}}, []int{0}},
-		{"staying needs no margin", 520_000, []allocTrack{{options: cams, prevRate: 500_000}}, []int{1}},
+		{"everything fits", 10_000_000, []allocTrack{{priority: priorityOther, options: cams, prev: none}, {priority: priorityOther, options: cams, prev: none}}, []int{2, 2}},
+		{"screen share first", 2_200_000, []allocTrack{{priority: priorityOther, order: "a", options: cams, prev: none},
+			{priority: priorityScreen, order: "b", options: cams, prev: none}}, []int{0, 2}},
+		{"speaker before the rest", 900_000, []allocTrack{{priority: priorityOther, order: "a", options: cams, prev: none},
+			{priority: prioritySpeaker, order: "b", options: cams, prev: none}}, []int{0, 1}},
+		{"lowest for all before raising one", 350_000, []allocTrack{{priority: prioritySpeaker, options: cams, prev: none},
+			{priority: priorityOther, options: cams, prev: none}}, []int{0, 0}},
+		{"paused when the lowest does not fit", 200_000, []allocTrack{{priority: prioritySpeaker, order: "a", options: cams, prev: none},
+			{priority: priorityOther, order: "b", options: cams, prev: none}}, []int{0, -1}},
+		{"disabled gets nothing", 10_000_000, []allocTrack{{priority: priorityOther, prev: none}, {priority: priorityOther, options: cams, prev: none}}, []int{-1, 2}},
+		{"an upgrade needs its margin", 520_000, []allocTrack{{options: cams, prev: cams[0]}}, []int{0}},
+		{"staying needs no margin", 520_000, []allocTrack{{options: cams, prev: cams[1]}}, []int{1}},
+		{"staying at a rate that rose needs no margin", 520_000, []allocTrack{{options: simulcastOptions(150_000, 510_000, 1_700_000),
+			prev: cams[1]}}, []int{1}},
 	}
 	for _, tt := range tests {
 		p := allocate(tt.budget, tt.tracks)
@@ -50,7 +54,7 @@ func TestAllocatePriorities(t *testing.T) {
 			t.Errorf("%s: used %d of %d", tt.name, p.used, tt.budget)
 		}
 	}
-	p := allocate(350_000, []allocTrack{{priority: prioritySpeaker, options: cams}, {priority: priorityOther, options: cams}})
+	p := allocate(350_000, []allocTrack{{priority: prioritySpeaker, options: cams, prev: none}, {priority: priorityOther, options: cams, prev: none}})
 	if p.next != 350_000 || p.short != 2*1_550_000 {
 		t.Errorf("next %d short %d, want 350000 and %d", p.next, p.short, 2*1_550_000)
 	}

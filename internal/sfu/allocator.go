@@ -28,8 +28,9 @@ const (
 	probeInterval = 2 * time.Second
 	// maxProbeWait is the longest wait after probes that found nothing:
 	// each one that fails doubles the wait, so a link that is full is not
-	// filled over and over.
-	maxProbeWait = 30 * time.Second
+	// filled over and over; short enough that a link that got better is
+	// found within seconds.
+	maxProbeWait = 8 * time.Second
 	probeTick    = 10 * time.Millisecond
 	paddingSize  = 255 // the most RTP padding one packet can carry
 )
@@ -44,9 +45,14 @@ const congestionLoss = 0.05
 // unconstrained is the budget while the link has shown no congestion.
 const unconstrained = 1 << 40
 
+// rampTime is how long a subscriber's first video is held within the
+// initial estimate before an uncongested link gets what it asks for.
+const rampTime = time.Second
+
 // downAlloc is the allocator's state of one down track.
 type downAlloc struct {
-	rate   int         // of the option chosen last, bits per second; allocator only
+	prev   allocOption // chosen last (spatial -1: none); allocator only
+	short  int         // allocations in a row that wanted it paused; allocator only
 	paused atomic.Bool // by bandwidth, as the subscriber was told
 	// want is the highest layer the subscriber's preferences ask for (-1:
 	// disabled), which decides what the publisher sends (dynacast).
@@ -72,10 +78,13 @@ type allocator struct {
 	lastProbe time.Time
 	probeWait time.Duration // before the next probe
 	probeGoal int           // the estimate the last probe looked for
+	probeFrom int           // the estimate when it started
 	// constrained: the link has shown congestion, and the estimate limits
 	// what is sent.
 	constrained bool
-	lastPlan    string // as last logged
+	firstVideo  time.Time // when there was first a video option to allocate
+	lastBudget  int       // of the allocation in progress
+	lastPlan    string    // as last logged
 	probes      sync.WaitGroup
 }
 
@@ -127,23 +136,39 @@ func (a *allocator) allocate(downs []allocDown) {
 		a.constrained = true
 	}
 	budget := unconstrained
-	if a.constrained {
+	if a.firstVideo.IsZero() && hasOptions(downs) {
+		a.firstVideo = time.Now()
+	}
+	if time.Since(a.firstVideo) < rampTime {
+		// A new subscriber starts within the initial estimate: sending
+		// the top layer at once into a narrow link fills its queue, and
+		// the loss that follows keeps the estimate low for seconds.
 		budget = stats.Estimate - a.sub.audioRate()
 	}
+	if a.constrained {
+		// What got through is a floor: right after a burst of loss the
+		// loss-based estimate undershoots the link it just measured.
+		budget = max(stats.Estimate, stats.AckedBitrate*9/10) - a.sub.audioRate()
+	}
+	a.lastBudget = budget
 	tracks := make([]allocTrack, len(downs))
 	for i, s := range downs {
 		tracks[i] = allocTrack{priority: trackPriority(s.up, speakers), order: s.up.info.SID,
-			options: trackOptions(s.up, s.settings), prevRate: s.alloc.rate}
+			options: trackOptions(s.up, s.settings), prev: s.alloc.prev}
 	}
 	p := allocate(budget, tracks)
 	for i, s := range downs {
-		a.apply(s, tracks[i], p.choice[i])
+		a.apply(s, tracks[i], a.holdOff(s, tracks[i], p.choice[i]))
 	}
 	a.sub.p.e.stats.estimates.Observe(float64(stats.Estimate))
 	if a.probeGoal > 0 && !a.probing { // the last probe's verdict
-		if stats.Estimate >= a.probeGoal {
+		switch {
+		case stats.Estimate >= a.probeGoal:
 			a.probeWait = probeInterval
-		} else {
+		case stats.Estimate*10 >= a.probeFrom*11:
+			// Short of the goal, but the link carried more than it was
+			// thought to: try again as soon.
+		default:
 			a.probeWait = min(2*a.probeWait, maxProbeWait)
 		}
 		a.probeGoal = 0
@@ -156,8 +181,12 @@ func (a *allocator) allocate(downs []allocDown) {
 	case !a.probing && time.Since(a.lastProbe) > a.probeWait && p.next > 0:
 		// Padding for the next upgrade, with its margin, on top of what
 		// is sent: if it gets through, the estimate covers the upgrade.
-		rate := p.next * (upgradeMargin + 10) / 100
-		a.probeGoal = p.used + a.sub.audioRate() + rate
+		// At most twice the estimate in all: a bigger step would only
+		// fill the queue of a link that has not got better.
+		audio := a.sub.audioRate()
+		rate := min(p.next*(upgradeMargin+10)/100, max(2*stats.Estimate-p.used-audio, 100_000))
+		// Judged by what the upgrade needs, not by the probe's own excess.
+		a.probeGoal, a.probeFrom = p.used+audio+p.next*upgradeMargin/100, stats.Estimate
 		a.startProbe(downs, rate)
 	}
 }
@@ -184,12 +213,46 @@ func (a *allocator) logPlan(downs []allocDown, tracks []allocTrack, p plan, stat
 	}
 }
 
+// hasOptions reports whether any track flows, so there is something to
+// allocate.
+func hasOptions(downs []allocDown) bool {
+	for _, s := range downs {
+		for _, l := range s.up.layers {
+			if l.active.Load() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pauseAfter is how many allocations in a row a track's cheapest option
+// must not fit before it is paused: the estimate right after a burst of
+// loss undershoots for a moment, and a pause costs a keyframe and a
+// visible freeze.
+const pauseAfter = 2
+
+// holdOff turns a pause the plan asks for into the cheapest option until
+// it has been asked for pauseAfter times in a row (at once when the budget
+// is under half of that option).
+func (a *allocator) holdOff(s allocDown, t allocTrack, choice int) int {
+	if choice >= 0 || len(t.options) == 0 || s.alloc.paused.Load() {
+		s.alloc.short = 0
+		return choice
+	}
+	s.alloc.short++
+	if s.alloc.short < pauseAfter && a.lastBudget >= t.options[0].rate/2 {
+		return 0
+	}
+	return choice
+}
+
 // apply sends track t of s its chosen option, and tells the subscriber
 // when the track is paused for bandwidth or resumed.
 func (a *allocator) apply(s allocDown, t allocTrack, choice int) {
 	switch {
 	case len(t.options) == 0: // disabled by the subscriber, or nothing flows
-		s.alloc.rate = 0
+		s.alloc.prev = allocOption{spatial: -1}
 		if s.settings.Disabled {
 			s.setTarget(-1, -1)
 		} else {
@@ -197,12 +260,12 @@ func (a *allocator) apply(s allocDown, t allocTrack, choice int) {
 		}
 		a.setPaused(s, false)
 	case choice < 0:
-		s.alloc.rate = 0
+		s.alloc.prev = allocOption{spatial: -1}
 		s.setTarget(-1, -1)
 		a.setPaused(s, true)
 	default:
 		o := t.options[choice]
-		s.alloc.rate = o.rate
+		s.alloc.prev = o
 		s.setTarget(o.spatial, o.temporal)
 		a.setPaused(s, false)
 	}
@@ -248,13 +311,16 @@ func (a *allocator) startProbe(downs []allocDown, rate int) {
 func (a *allocator) probe(sending []*subscription, rate int) {
 	t := time.NewTicker(probeTick)
 	defer t.Stop()
-	perTick := rate / 8 * int(probeTick) / int(time.Second) / paddingSize
-	owed, sent := 0, 0
+	// Bytes owed accumulate exactly; whole packets are sent.
+	perTick := float64(rate) / 8 * probeTick.Seconds()
+	owedBytes, owed, sent := 0.0, 0, 0
 	for end := time.Now().Add(probeDuration); time.Now().Before(end); <-t.C {
 		if st := a.est.Stats(); st.DelayState == bwe.DelayOveruse || st.Loss > congestionLoss {
 			break // the link is full: stop before it loses media
 		}
-		owed += max(perTick, 1)
+		owedBytes += perTick
+		owed += int(owedBytes / paddingSize)
+		owedBytes -= float64(int(owedBytes/paddingSize) * paddingSize)
 		for _, s := range sending {
 			if owed == 0 || s.closed.Load() {
 				continue

@@ -56,6 +56,7 @@ type DownTrack struct {
 func newDownTrack(up *UpTrack, out *writer, dst destination, target int) *DownTrack {
 	d := &DownTrack{up: up, out: out, dst: dst}
 	d.fw = newForwarder(up.vp8, up.codec.ClockRate, target)
+	d.alloc.prev.spatial = -1 // nothing chosen yet
 	d.updateInterestLocked()
 	return d
 }
