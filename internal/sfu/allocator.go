@@ -46,7 +46,9 @@ const congestionLoss = 0.05
 const unconstrained = 1 << 40
 
 // rampTime is how long a subscriber's first video is held within the
-// initial estimate before an uncongested link gets what it asks for.
+// initial estimate before an uncongested link gets what it asks for. The
+// estimate caps upgrades then, but pauses nothing: a track without
+// simulcast above it is sent all the same.
 const rampTime = time.Second
 
 // downAlloc is the allocator's state of one down track.
@@ -83,6 +85,7 @@ type allocator struct {
 	// what is sent.
 	constrained bool
 	firstVideo  time.Time // when there was first a video option to allocate
+	ramping     bool      // within rampTime of it, and not constrained
 	lastBudget  int       // of the allocation in progress
 	lastPlan    string    // as last logged
 	probes      sync.WaitGroup
@@ -139,7 +142,8 @@ func (a *allocator) allocate(downs []allocDown) {
 	if a.firstVideo.IsZero() && hasOptions(downs) {
 		a.firstVideo = time.Now()
 	}
-	if time.Since(a.firstVideo) < rampTime {
+	a.ramping = time.Since(a.firstVideo) < rampTime && !a.constrained
+	if a.ramping {
 		// A new subscriber starts within the initial estimate: sending
 		// the top layer at once into a narrow link fills its queue, and
 		// the loss that follows keeps the estimate low for seconds.
@@ -239,6 +243,9 @@ func (a *allocator) holdOff(s allocDown, t allocTrack, choice int) int {
 	if choice >= 0 || len(t.options) == 0 || s.alloc.paused.Load() {
 		s.alloc.short = 0
 		return choice
+	}
+	if a.ramping { // the initial estimate is a guess: it caps upgrades only
+		return 0
 	}
 	s.alloc.short++
 	if s.alloc.short < pauseAfter && a.lastBudget >= t.options[0].rate/2 {
