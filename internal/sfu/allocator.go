@@ -283,6 +283,13 @@ func (a *allocator) setPaused(s allocDown, paused bool) {
 		return
 	}
 	stats := a.sub.p.e.stats
+	if paused && s.closed.Load() {
+		// Removed since the plan was made: removeLocked already counted
+		// it out (it marks the subscription closed first), so undo.
+		if s.alloc.paused.Swap(false) {
+			return
+		}
+	}
 	if paused {
 		stats.paused.Add(1)
 		a.sub.p.events.StreamState(s.up.info.SID, room.StreamPaused, room.ReasonBandwidth)

@@ -8,10 +8,10 @@
 //
 // Lock order: Engine.mu → Router.mu → a Peer's publisher.mu or
 // subscriber.mu (never both at once) → candidates.mu → UpTrack.downsMu.
-// DownTrack.mu (a down track's layer selection and rewrite) is taken
-// alone, by the up track's layer readers, NACK handling, probes and the
-// subscriber's allocator, which takes it after its own allocator.run and
-// never under subscriber.mu.
+// DownTrack.mu (a down track's layer selection and rewrite) comes last:
+// the up track's layer readers, NACK handling, probes and the subscriber's
+// allocator (after its own allocator.run) take it alone, pion's Bind of a
+// subscription under subscriber.mu; nothing takes another lock under it.
 // The engine calls room.Reports and room.MediaEvents holding none of
 // Engine.mu or Router.mu; MediaEvents may be called with subscriber.mu or
 // publisher.mu and candidates.mu held (so descriptions and candidates keep

@@ -277,6 +277,7 @@ func (f *forwarder) padding(rws []rewrite) int {
 	switch {
 	case !f.started: // nothing sent yet: the padding starts the numbering
 		f.started, f.lastTSAt = true, time.Now()
+		f.ranges[0], f.nRanges = seqRange{from: f.lastIn + 1, off: f.seqOff}, 1
 	case f.cur >= 0 && !f.atFrameEnd:
 		return 0
 	}

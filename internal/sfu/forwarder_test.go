@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 
@@ -231,5 +232,23 @@ func checkContinuous(t *testing.T, got map[uint16]captured) {
 	}
 	if frames < 100 {
 		t.Fatalf("only %d frames received", frames)
+	}
+}
+
+// Padding before anything was sent (a probe on a paused or new track)
+// starts the numbering, and the first layer's packets continue it.
+func TestPaddingBeforeMedia(t *testing.T) {
+	t.Parallel()
+	f := newForwarder(true, 90000, -1)
+	var rws [4]rewrite
+	if n := f.padding(rws[:]); n != 4 {
+		t.Fatalf("%d padding packets numbered, want 4", n)
+	}
+	f.setTarget(0, -1)
+	pkt := &packet{keyframe: true}
+	pkt.hdr.SequenceNumber, pkt.hdr.Timestamp, pkt.hdr.Payload = 5000, 1000, []byte{0x10, 0, 0x9d}
+	rw, act := f.admit(pkt, 0, time.Now)
+	if act != actSend || rw.seq != rws[3].seq+1 {
+		t.Fatalf("keyframe after padding: action %d, seq %d, want %d", act, rw.seq, rws[3].seq+1)
 	}
 }

@@ -187,6 +187,11 @@ func (r *Router) measure(now time.Time, elapsed time.Duration) {
 	r.mu.Unlock()
 	for _, up := range ups {
 		up.measure(elapsed)
+		if up.simulcast() {
+			for _, a := range r.sinksOf(up) {
+				a.followTopLayer()
+			}
+		}
 		if states, changed := up.updateDynacast(now); changed {
 			if pub := r.peer(up.info.ParticipantSID); pub != nil {
 				pub.events.SubscribedLayers(up.info.SID, states)

@@ -152,3 +152,17 @@ func (r *Router) allSinks() []*sinkAttachment {
 	}
 	return out
 }
+
+// followTopLayer points the sink at the best layer that flows: the top
+// one may not come (the publisher's uplink, or an encoder that never sent
+// it), and a recorder must not be left without video.
+func (a *sinkAttachment) followTopLayer() {
+	up := a.down.up
+	top := len(up.layers) - 1
+	for top > 0 && !up.layers[top].active.Load() {
+		top--
+	}
+	if _, tgt := a.down.current(); tgt != top {
+		a.down.setTarget(top, -1)
+	}
+}

@@ -206,10 +206,10 @@ func (sub *subscriber) removeLocked(ups []*UpTrack) bool {
 		if up.ended.Load() {
 			delete(sub.settings, up.info.SID)
 		}
+		s.closed.Store(true) // before the count: the allocator checks it after pausing
 		if s.alloc.paused.Swap(false) {
 			sub.p.e.stats.paused.Add(-1)
 		}
-		s.closed.Store(true)
 		up.removeDown(s.DownTrack)
 		removed = true
 		if sub.closed {
@@ -286,6 +286,7 @@ func (sub *subscriber) close() {
 	sub.closed = true // no connection is created after this
 	pc, out, alloc := sub.pc, sub.out, sub.alloc
 	for _, s := range sub.downs {
+		s.closed.Store(true) // as in removeLocked
 		if s.alloc.paused.Swap(false) {
 			sub.p.e.stats.paused.Add(-1)
 		}
