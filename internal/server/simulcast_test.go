@@ -100,7 +100,6 @@ type recorder struct {
 	video  []rxVideo
 	audio  []time.Duration
 	aseqs  []uint16
-	nacks  int
 	videoT string // the video track's sid
 }
 

@@ -65,14 +65,3 @@ func clampBitrate(v int) int {
 	}
 	return v
 }
-
-// nominalBitrate is what the allocator assumes a layer costs before it has
-// measured it (the layer is not flowing yet): the declared maximum, or a
-// typical camera simulcast rate for its position.
-func nominalBitrate(l room.Layer, index, count int) int {
-	if l.Bitrate > 0 {
-		return l.Bitrate
-	}
-	typical := []int{150_000, 500_000, 1_700_000}
-	return typical[min(index+maxLayers-count, len(typical)-1)]
-}

@@ -254,19 +254,12 @@ func (u *UpTrack) measure(elapsed time.Duration) {
 }
 
 // rate is the measured bitrate of layer s up to temporal layer t (all of
-// it when t < 0), or the nominal one while it is not flowing.
+// it when t < 0); 0 for a layer that did not flow at the last tick.
 func (u *UpTrack) rate(s, t int) int {
-	l := u.layers[s]
-	if !l.active.Load() {
-		if len(u.info.Layers) == 0 {
-			return 0
-		}
-		return nominalBitrate(u.info.Layers[s], s, len(u.layers))
-	}
 	if t < 0 || t >= maxTemporal {
 		t = maxTemporal - 1
 	}
-	return int(l.rates[t].Load())
+	return int(u.layers[s].rates[t].Load())
 }
 
 // speakingLevel returns the voice level (0..1) since the last call and
